@@ -1,0 +1,6 @@
+package seccomptest
+
+import "golang.org/x/sys/unix"
+
+// auditArch is the seccomp_data.arch value of native arm64 syscalls.
+const auditArch = unix.AUDIT_ARCH_AARCH64

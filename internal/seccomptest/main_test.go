@@ -1,0 +1,11 @@
+package seccomptest
+
+import (
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	MaybeInstallFromEnv()
+	os.Exit(m.Run())
+}
