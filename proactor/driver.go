@@ -1,0 +1,66 @@
+package proactor
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ringo-io/ringo/ring"
+)
+
+var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
+
+// The driver contract.
+//
+// A driver is the kernel mechanism under one Loop: io_uring (driver_uring.go)
+// or the epoll reactor of package compat (driver_epoll.go). The Loop owns the
+// op slab, timers and dispatch; a driver only moves ops to the kernel and
+// completions back. Every method but wake is called from the loop goroutine
+// only, so a driver needs no locks of its own.
+//
+// submit(ud, op)
+//
+//	Starts op, identified by user data ud. It never reports the completion
+//	synchronously: the result arrives through a later wait, exactly once
+//	per CQE the op posts (once, or several times for a multishot op while
+//	flags carry CQEFMore; twice for a zero-copy send). It fails only when
+//	the op could not be queued at all (errBusy: retry after the next wait).
+//
+// cancel(ud)
+//
+//	Asks that the op with ud end early. The op still completes, with
+//	-ECANCELED or with its real result if it finished first; until that
+//	completion its buffers belong to the kernel. Cancelling an op that has
+//	already completed is a no-op.
+//
+// cancelFd(fd)
+//
+//	Cancels every op on fd, as cancel does for each, so that fd can be
+//	closed without a request still holding it (close(2) does not cancel
+//	io_uring requests).
+//
+// wait(timeout, deliver)
+//
+//	Flushes what submit queued, waits up to timeout (0: do not block, <0:
+//	until something happens) for completions or a wake, and calls deliver
+//	for each completion in the order the kernel posted them. It returns
+//	early, with no completion, after wake.
+//
+// wake()
+//
+//	Makes a blocked or the next wait return promptly. Safe from any
+//	goroutine; the Loop calls it only when the loop may be blocked.
+//
+// close()
+//
+//	Called once every op has completed: releases the kernel objects.
+type driver interface {
+	submit(ud uint64, op Op, timeout *ring.Timespec) error
+	rearm(ud uint64, op Op) error
+	cancel(ud uint64)
+	cancelFd(fd int) bool
+	wait(timeout time.Duration, deliver func(ud uint64, res int32, flags uint32)) error
+	wake()
+	close() error
+	// stats adds the driver's counters to m.
+	stats(m *Metrics)
+}

@@ -1,0 +1,351 @@
+package proactor
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/compat"
+	"github.com/ringo-io/ringo/ring"
+)
+
+// Internal user data of the io_uring driver's own SQEs (udInternal set).
+const (
+	udWake    = udInternal | 1 // the eventfd read that wake() completes
+	udCancel  = udInternal | 2 // ASYNC_CANCEL; its own result is not needed
+	udPoll    = udInternal | 3 // a POLL_ADD linked before a re-armed op
+	udReactor = udInternal | 4 // POLL_ADD on the fallback reactor's epoll fd
+)
+
+// uringDriver runs ops on one ring. Loop goroutine only, except wake.
+type uringDriver struct {
+	r           *ring.Ring
+	supported   [256]bool // opcodes this ring runs; the rest go to the reactor
+	canCancelFd bool      // IORING_ASYNC_CANCEL_FD (5.19)
+	linkTO      bool      // IORING_OP_LINK_TIMEOUT (5.5)
+	mode        WaitMode
+	cqes        []ring.CQE
+
+	// Wake-ups: an eventfd. WaitEnter keeps a READ of it armed in the
+	// ring; WaitNetpoll registers it with the ring and parks on it.
+	efd       int
+	efile     *os.File // WaitNetpoll: the eventfd in Go's netpoller
+	wakeBuf   *[8]byte // heap memory the armed READ writes into
+	wakeArmed bool
+
+	// Per-op fallback: ops the ring lacks run on an epoll reactor whose fd
+	// the ring polls.
+	reactor      *compat.Reactor
+	reactorArmed bool
+	fallback     map[uint64]struct{}
+	fallbacks    uint64
+	deliver      func(ud uint64, res int32, flags uint32)
+	reactorFn    func(c compat.Completion)
+}
+
+func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
+	ropts := []ring.Option{ring.WithRelease(sel.release), ring.WithCQSize(opts.Entries * 4), ring.WithClamp()}
+	if opts.Wait == WaitEnter {
+		// Measured on this machine (docs/BENCHMARKS.md): COOP_TASKRUN
+		// beats DEFER_TASKRUN for a loop that enters often; both need the
+		// submitter to be one thread, which the locked loop thread is.
+		ropts = append(ropts, ring.WithCoopTaskrun(), ring.WithTaskrunFlag(), ring.WithSingleIssuer())
+	}
+	r, err := ring.New(opts.Entries, ropts...)
+	if err != nil {
+		return nil, err
+	}
+	d := &uringDriver{r: r, mode: opts.Wait, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
+	probe, err := r.Probe()
+	if err != nil && !errors.Is(err, ring.ErrNoProbe) {
+		r.Close()
+		return nil, err
+	}
+	for op := ring.Op(0); op < ring.OpLast; op++ {
+		d.supported[op] = supports(probe, sel.release, op)
+	}
+	d.canCancelFd = sel.release.Has(ring.Release{Major: 5, Minor: 19})
+	d.linkTO = d.supported[ring.OpLinkTimeout]
+	d.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		r.Close()
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if d.mode == WaitNetpoll {
+		if err := r.RegisterEventfd(d.efd); err != nil {
+			unix.Close(d.efd)
+			r.Close()
+			return nil, err
+		}
+		d.efile = os.NewFile(uintptr(d.efd), "ringo-eventfd")
+	}
+	if d.mode == WaitEnter {
+		// 5.18+: saves an fd lookup per enter. The registration belongs
+		// to this thread, which the loop goroutine is locked to; optional.
+		_ = r.RegisterRingFd()
+	}
+	d.reactorFn = func(c compat.Completion) {
+		if c.Flags&ring.CQEFMore == 0 {
+			delete(d.fallback, c.UserData)
+		}
+		d.deliver(c.UserData, c.Res, c.Flags)
+	}
+	return d, nil
+}
+
+// sqe returns a free SQE, submitting to make room if the SQ is full.
+func (d *uringDriver) sqe() *ring.SQE {
+	if s := d.r.GetSQE(); s != nil {
+		return s
+	}
+	if _, err := d.r.Submit(); err != nil {
+		return nil
+	}
+	return d.r.GetSQE()
+}
+
+func (d *uringDriver) submit(ud uint64, op Op, ts *ring.Timespec) error {
+	code := op.Opcode()
+	if !d.supported[code] {
+		if ts != nil {
+			return errNoLinkTimeout
+		}
+		return d.toReactor(ud, op)
+	}
+	if ts != nil {
+		if !d.linkTO {
+			return errNoLinkTimeout
+		}
+		if d.r.SQSpace() < 2 {
+			if _, err := d.r.Submit(); err != nil || d.r.SQSpace() < 2 {
+				return errBusy
+			}
+		}
+	}
+	s := d.sqe()
+	if s == nil {
+		return errBusy
+	}
+	op.Prep(s)
+	s.UserData = ud
+	if ts != nil {
+		s.Flags |= ring.SQEIOLink
+		t := d.r.GetSQE()
+		ring.PrepLinkTimeout(t, ts, 0)
+		t.UserData = ud | udLinkTimeout
+	}
+	return nil
+}
+
+func (d *uringDriver) rearm(ud uint64, op Op) error {
+	if _, ok := d.fallback[ud]; ok {
+		return d.toReactor(ud, op)
+	}
+	if d.r.SQSpace() < 2 {
+		if _, err := d.r.Submit(); err != nil || d.r.SQSpace() < 2 {
+			return errBusy
+		}
+	}
+	// POLL_ADD, then the op linked after it: the op runs once the fd is
+	// ready. A failed or cancelled poll cancels the op with it.
+	p := d.r.GetSQE()
+	events := uint32(unix.POLLIN)
+	if op.Readiness() == unix.EPOLLOUT {
+		events = unix.POLLOUT
+	}
+	ring.PrepPollAdd(p, int32(op.PollFd()), events)
+	p.Flags |= ring.SQEIOLink
+	p.UserData = udPoll
+	s := d.r.GetSQE()
+	op.Prep(s)
+	s.UserData = ud
+	return nil
+}
+
+func (d *uringDriver) toReactor(ud uint64, op Op) error {
+	if d.reactor == nil {
+		r, err := compat.NewReactor(compat.Config{})
+		if err != nil {
+			return err
+		}
+		d.reactor = r
+		d.fallback = map[uint64]struct{}{}
+	}
+	d.fallbacks++
+	d.fallback[ud] = struct{}{}
+	d.reactor.Submit(ud, op)
+	return nil
+}
+
+func (d *uringDriver) cancel(ud uint64) {
+	if _, ok := d.fallback[ud]; ok {
+		d.reactor.Cancel(ud)
+		return
+	}
+	if s := d.sqe(); s != nil {
+		ring.PrepCancel(s, ud, 0)
+		s.UserData = udCancel
+	}
+}
+
+func (d *uringDriver) cancelFd(fd int) bool {
+	if !d.canCancelFd {
+		return false
+	}
+	if d.reactor != nil {
+		d.reactor.CancelFd(fd)
+	}
+	if s := d.sqe(); s != nil {
+		ring.PrepCancelFd(s, int32(fd), 0)
+		s.UserData = udCancel
+		return true
+	}
+	return false
+}
+
+func (d *uringDriver) wake() {
+	var one = [8]byte{1}
+	// A full counter (EAGAIN) already means "wake up".
+	unix.Write(d.efd, one[:])
+}
+
+func (d *uringDriver) armInternal() {
+	if d.mode == WaitEnter && !d.wakeArmed {
+		if s := d.sqe(); s != nil {
+			ring.PrepRead(s, int32(d.efd), d.wakeBuf[:], 0)
+			s.UserData = udWake
+			d.wakeArmed = true
+		}
+	}
+	if d.reactor != nil && !d.reactorArmed {
+		if s := d.sqe(); s != nil {
+			ring.PrepPollAdd(s, int32(d.reactor.Fd()), unix.POLLIN)
+			s.UserData = udReactor
+			d.reactorArmed = true
+		}
+	}
+}
+
+func (d *uringDriver) wait(timeout time.Duration, deliver func(ud uint64, res int32, flags uint32)) error {
+	d.deliver = deliver
+	if d.reactor != nil && d.reactor.Pending() {
+		timeout = 0
+	}
+	d.armInternal()
+	var err error
+	switch {
+	case d.r.CQReady() > 0 || timeout == 0:
+		_, err = d.r.Submit()
+	case d.mode == WaitNetpoll:
+		err = d.netpollWait(timeout)
+	case timeout < 0:
+		_, err = d.r.SubmitAndWait(1)
+	default:
+		_, err = d.r.SubmitAndWaitTimeout(1, timeout)
+		if errors.Is(err, unix.ETIME) {
+			err = nil
+		}
+	}
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) {
+		err = nil // reap below, then the next turn submits again
+	}
+	d.reap()
+	if d.reactor != nil && d.reactor.Pending() {
+		d.reactor.Poll(0, d.reactorFn)
+	}
+	return err
+}
+
+// netpollWait submits, then parks the goroutine in Go's netpoller until the
+// ring's eventfd (signalled per CQE, and by wake) is readable.
+func (d *uringDriver) netpollWait(timeout time.Duration) error {
+	var v [8]byte
+	unix.Read(d.efd, v[:]) // reset: every CQE from here on signals it again
+	if _, err := d.r.Submit(); err != nil {
+		return err
+	}
+	if d.r.CQReady() > 0 {
+		return nil
+	}
+	rc, err := d.efile.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if timeout > 0 {
+		d.efile.SetReadDeadline(time.Now().Add(timeout))
+	} else {
+		d.efile.SetReadDeadline(time.Time{})
+	}
+	err = rc.Read(func(fd uintptr) bool {
+		_, err := unix.Read(int(fd), v[:])
+		return err != unix.EAGAIN
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+func (d *uringDriver) reap() {
+	for {
+		n := d.r.Peek(d.cqes)
+		if n == 0 {
+			return
+		}
+		for i := range d.cqes[:n] {
+			c := &d.cqes[i]
+			if c.UserData&udInternal != 0 {
+				d.internal(c)
+				continue
+			}
+			d.deliver(c.UserData, c.Res, c.Flags)
+		}
+		d.r.Advance(n)
+	}
+}
+
+func (d *uringDriver) internal(c *ring.CQE) {
+	switch c.UserData {
+	case udWake:
+		d.wakeArmed = false
+	case udReactor:
+		d.reactorArmed = false
+		d.reactor.Poll(0, d.reactorFn)
+	}
+}
+
+// close runs once every op has completed: cancel the driver's own SQEs,
+// drain their CQEs, then release the ring, the reactor and the eventfd.
+func (d *uringDriver) close() error {
+	for d.wakeArmed || d.reactorArmed {
+		for _, ud := range []uint64{udWake, udReactor} {
+			if s := d.sqe(); s != nil {
+				ring.PrepCancel(s, ud, 0)
+				s.UserData = udCancel
+			}
+		}
+		if _, err := d.r.SubmitAndWaitTimeout(1, 100*time.Millisecond); err != nil && !errors.Is(err, unix.ETIME) {
+			break
+		}
+		d.reap()
+	}
+	var errs []error
+	if d.reactor != nil {
+		errs = append(errs, d.reactor.Close())
+	}
+	errs = append(errs, d.r.Close())
+	if d.efile != nil {
+		errs = append(errs, d.efile.Close())
+	} else {
+		errs = append(errs, unix.Close(d.efd))
+	}
+	return errors.Join(errs...)
+}
+
+func (d *uringDriver) stats(m *Metrics) {
+	s := d.r.Stats()
+	m.Enters, m.SQEs, m.CQOverflows, m.EINTR = s.Enters, s.Submitted, s.CQOverflows, s.EINTR
+	m.Fallbacks = d.fallbacks
+}

@@ -1,0 +1,546 @@
+package proactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/ring"
+)
+
+// ErrClosed is returned for work submitted to a closed Proactor or Loop.
+var ErrClosed = errors.New("proactor: closed")
+
+// errBusy is a driver's "could not queue now, retry after the next wait".
+var errBusy = errors.New("proactor: submission queue full")
+
+// Loop is one shard of the proactor: one driver (one ring, or one epoll
+// reactor), the slab of ops in flight, the timers, and the goroutine that
+// runs them. Handlers, Post functions and timer functions all run on that
+// goroutine, one at a time.
+type Loop struct {
+	id  int
+	p   *Proactor
+	drv driver
+
+	// Loop goroutine only.
+	slab     slab
+	timers   timerHeap
+	timerSeq uint64
+	backlog  []task // submissions the driver could not take yet
+	epoch    time.Time
+	m        Metrics
+	closing  bool
+
+	// Shared with submitting goroutines.
+	mu       sync.Mutex
+	tasks    []task
+	spare    []task
+	sleeping atomic.Bool // the loop may be blocked in the driver's wait
+	wakeups  atomic.Uint64
+	closed   atomic.Bool // no more submissions are accepted
+	done     chan struct{}
+
+	deliverFn func(ud uint64, res int32, flags uint32)
+}
+
+// task is one request from any goroutine to the loop, queued by value.
+type task struct {
+	op      Op
+	h       Handler
+	w       *waiter
+	timeout time.Duration // per-op deadline, 0 for none
+	fn      func()
+	cancel  *waiter // cancel the op this waiter waits for
+	timer   *Timer  // schedule this timer
+}
+
+// waiter parks a goroutine in Do until its op's final completion.
+type waiter struct {
+	res   int32
+	flags uint32
+	ud    uint64 // loop goroutine only: the op's user data once submitted
+	done  chan struct{}
+}
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
+
+func newLoop(p *Proactor, id int) *Loop {
+	l := &Loop{id: id, p: p, epoch: time.Now(), done: make(chan struct{})}
+	l.deliverFn = l.deliver
+	l.m.Loop = id
+	return l
+}
+
+// ID returns the loop's index in its Proactor.
+func (l *Loop) ID() int { return l.id }
+
+// Submit queues op; h runs on the loop goroutine with each completion.
+// Safe from any goroutine. It fails only after Close.
+func (l *Loop) Submit(op Op, h Handler) error {
+	return l.enqueue(task{op: op, h: h})
+}
+
+// SubmitTimeout is Submit with a deadline: if op has not completed after d
+// it is cancelled and completes with -ETIME (through LINK_TIMEOUT on
+// io_uring, the loop's timers on epoll). Not for multishot ops.
+func (l *Loop) SubmitTimeout(op Op, d time.Duration, h Handler) error {
+	return l.enqueue(task{op: op, h: h, timeout: max(d, 1)})
+}
+
+// Do submits op and parks the calling goroutine until its final
+// completion. If ctx ends first, the op is cancelled and Do still waits
+// for the kernel to finish with it (its buffers are the kernel's until
+// then), returning ctx's error if the cancel won and the op's real result
+// if the op had already completed. A deadline on ctx becomes the op's own
+// timeout. res < 0 is -errno, as in a Handler.
+func (l *Loop) Do(ctx context.Context, op Op) (res int32, flags uint32, err error) {
+	w := waiterPool.Get().(*waiter)
+	t := task{op: op, w: w}
+	if dl, ok := ctx.Deadline(); ok {
+		t.timeout = max(time.Until(dl), 1)
+	}
+	if err := l.enqueue(t); err != nil {
+		waiterPool.Put(w)
+		return 0, 0, err
+	}
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-w.done:
+		case <-done:
+			// The queue is FIFO: the loop sees this cancel after the
+			// submission, and before any later reuse of w.
+			_ = l.enqueue(task{cancel: w})
+			<-w.done
+		}
+	} else {
+		<-w.done
+	}
+	res, flags = w.res, w.flags
+	waiterPool.Put(w)
+	if res == -int32(unix.ECANCELED) || res == -int32(unix.ETIME) {
+		if err := ctx.Err(); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				// ctx's own timer and the op's deadline race; either
+				// way the deadline ended it.
+				res = -int32(unix.ETIME)
+			}
+			return res, flags, err
+		}
+		// -ETIME is a Timeout op's own result; for any other op it
+		// means the deadline taken from ctx cut it short.
+		if _, isTimeout := op.(*Timeout); res == -int32(unix.ETIME) && t.timeout > 0 && !isTimeout {
+			return res, flags, context.DeadlineExceeded
+		}
+	}
+	return res, flags, nil
+}
+
+// Post runs fn on the loop goroutine. Safe from any goroutine; after Close
+// fn is dropped.
+func (l *Loop) Post(fn func()) {
+	_ = l.enqueue(task{fn: fn})
+}
+
+// AfterFunc runs f on the loop goroutine after d. Safe from any goroutine.
+func (l *Loop) AfterFunc(d time.Duration, f func()) *Timer {
+	t := &Timer{l: l, f: f, idx: -1, when: d}
+	_ = l.enqueue(task{timer: t})
+	return t
+}
+
+// SubmitInLoop starts op at once and returns its id for CancelInLoop. Only
+// from the loop goroutine (a Handler, a Post function or a timer function):
+// it skips the queue and the wake-up that other goroutines need.
+func (l *Loop) SubmitInLoop(op Op, h Handler) (uint64, error) {
+	if l.closing {
+		return 0, ErrClosed
+	}
+	return l.start(task{op: op, h: h}), nil
+}
+
+// CancelInLoop cancels the op with id: it completes with -ECANCELED, or
+// with its result if it finished first. Only from the loop goroutine.
+func (l *Loop) CancelInLoop(id uint64) { l.cancel(id) }
+
+// CancelFdInLoop cancels every op on fd, so that fd can then be closed.
+// Only from the loop goroutine.
+func (l *Loop) CancelFdInLoop(fd int) {
+	if l.drv.cancelFd(fd) {
+		return
+	}
+	l.slab.each(func(ud uint64, sl *slot) {
+		if sl.op != nil && sl.op.PollFd() == fd {
+			l.cancel(ud)
+		}
+	})
+}
+
+func (l *Loop) enqueue(t task) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.mu.Lock()
+	l.tasks = append(l.tasks, t)
+	n := len(l.tasks)
+	l.mu.Unlock()
+	// The loop sets sleeping before its last look at the queue, so
+	// either it sees this task or we see it sleeping and wake it. Only
+	// the first task of a batch needs to.
+	if n == 1 && l.sleeping.Load() {
+		l.wakeups.Add(1)
+		l.drv.wake()
+	}
+	return nil
+}
+
+func (l *Loop) now() time.Duration { return time.Since(l.epoch) }
+
+// run is the loop goroutine. It sets up the driver, reports that on
+// ready, then serves until close.
+func (l *Loop) run(lockThread bool, ready chan<- error) {
+	defer close(l.done)
+	if lockThread {
+		// SINGLE_ISSUER rings must be entered from one thread, and a
+		// thread blocked in io_uring_enter is how this mode waits.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	drv, err := l.p.newDriver()
+	if err != nil {
+		l.closed.Store(true)
+		ready <- fmt.Errorf("loop %d: %w", l.id, err)
+		return
+	}
+	l.drv = drv
+	ready <- nil
+	for {
+		l.runTasks()
+		l.runTimers()
+		if l.closing && l.slab.inUse == 0 {
+			break
+		}
+		timeout := l.timers.next(l.now())
+		if len(l.backlog) > 0 {
+			timeout = 0
+		}
+		if timeout != 0 {
+			l.sleeping.Store(true)
+			l.mu.Lock()
+			pending := len(l.tasks)
+			l.mu.Unlock()
+			if pending > 0 {
+				timeout = 0
+			}
+		}
+		err := l.drv.wait(timeout, l.deliverFn)
+		l.sleeping.Store(false)
+		if err != nil {
+			l.p.logError(l, err)
+		}
+	}
+	if err := l.drv.close(); err != nil {
+		l.p.logError(l, err)
+	}
+}
+
+func (l *Loop) runTasks() {
+	// Retry what the driver refused last turn, first, to keep order.
+	if len(l.backlog) > 0 {
+		backlog := l.backlog
+		l.backlog = nil
+		for i, t := range backlog {
+			l.start(t)
+			backlog[i] = task{}
+		}
+	}
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks, l.spare = l.spare[:0], nil
+	l.mu.Unlock()
+	for i := range tasks {
+		t := &tasks[i]
+		switch {
+		case t.op != nil:
+			if l.closing {
+				l.finish(t.h, t.w, -int32(unix.ECANCELED), 0)
+			} else {
+				l.start(*t)
+			}
+		case t.cancel != nil:
+			if t.cancel.ud != 0 {
+				l.cancel(t.cancel.ud)
+			}
+		case t.fn != nil:
+			if !l.closing {
+				l.call(t.fn)
+			}
+		case t.timer != nil:
+			t.timer.when += l.now()
+			l.timerSeq++
+			t.timer.seq = l.timerSeq
+			l.timers.push(t.timer)
+		}
+		*t = task{}
+	}
+	l.spare = tasks[:0]
+}
+
+// start gives a task's op a slot and hands it to the driver.
+func (l *Loop) start(t task) uint64 {
+	idx, sl := l.slab.alloc()
+	sl.op, sl.h, sl.w = t.op, t.h, t.w
+	ud := makeUD(idx, sl.gen)
+	if t.w != nil {
+		t.w.ud = ud
+	}
+	if to, ok := t.op.(*Timeout); ok {
+		sl.loopTimeout = true
+		sl.timer = l.newTimer(to.D, func() { l.complete(ud, -int32(unix.ETIME), 0) })
+		l.m.Submitted[ring.OpTimeout]++
+		return ud
+	}
+	var ts *ring.Timespec
+	if t.timeout > 0 {
+		sl.ts = ring.Timespec{Sec: int64(t.timeout / time.Second), Nsec: int64(t.timeout % time.Second)}
+		ts = &sl.ts
+	}
+	err := l.drv.submit(ud, t.op, ts)
+	if errors.Is(err, errNoLinkTimeout) {
+		// This driver (or this op on it) cannot link a timeout: use a
+		// loop timer that cancels the op.
+		err = l.drv.submit(ud, t.op, nil)
+		if err == nil {
+			sl.timer = l.newTimer(t.timeout, func() {
+				if s := l.slab.lookup(ud); s != nil {
+					s.timedOut = true
+					l.cancel(ud)
+				}
+			})
+		}
+	} else if err == nil && ts != nil {
+		sl.linked = true
+	}
+	if errors.Is(err, errBusy) {
+		l.m.SQFull++
+		l.slab.release(idx, sl)
+		if t.w != nil {
+			t.w.ud = 0
+		}
+		l.backlog = append(l.backlog, t)
+		return 0
+	}
+	if err != nil {
+		// The op cannot run at all here; report it like the kernel
+		// would, as a completion.
+		l.m.Submitted[t.op.Opcode()]++
+		l.complete(ud, errnoRes(err), 0)
+		return ud
+	}
+	l.m.Submitted[t.op.Opcode()]++
+	return ud
+}
+
+func (l *Loop) newTimer(d time.Duration, f func()) *Timer {
+	t := &Timer{l: l, f: f, when: l.now() + d}
+	l.timerSeq++
+	t.seq = l.timerSeq
+	l.timers.push(t)
+	return t
+}
+
+func (l *Loop) cancel(ud uint64) {
+	sl := l.slab.lookup(ud)
+	if sl == nil {
+		return // already completed
+	}
+	if sl.loopTimeout {
+		l.timers.remove(sl.timer)
+		l.complete(ud, -int32(unix.ECANCELED), 0)
+		return
+	}
+	l.drv.cancel(ud)
+}
+
+func (l *Loop) runTimers() {
+	now := l.now()
+	for t := l.timers.popDue(now); t != nil; t = l.timers.popDue(now) {
+		l.call(t.f)
+	}
+}
+
+// deliver receives every CQE (or emulated one) from the driver.
+func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
+	if ud&udLinkTimeout != 0 {
+		l.linkTimeoutDone(ud&^udLinkTimeout, res)
+		return
+	}
+	if res == -int32(unix.EAGAIN) {
+		// io_uring can hand back EAGAIN for a non-blocking socket (a
+		// request punted to io-wq, or no FAST_POLL): run it again once
+		// the fd is ready, as the epoll driver would.
+		if sl := l.slab.lookup(ud); sl != nil && sl.op.Readiness() != 0 {
+			if err := l.drv.rearm(ud, sl.op); err == nil {
+				l.m.Rearms++
+				return
+			}
+		}
+	}
+	l.complete(ud, res, flags)
+}
+
+// linkTimeoutDone handles the companion CQE of a LINK_TIMEOUT: -ETIME if it
+// fired (the op was cancelled), anything else if the op finished first.
+func (l *Loop) linkTimeoutDone(ud uint64, res int32) {
+	sl := l.slab.lookup(ud)
+	if sl == nil {
+		l.m.Stale++
+		return
+	}
+	sl.linked = false
+	if res == -int32(unix.ETIME) {
+		sl.timedOut = true
+	}
+	if sl.held {
+		sl.held = false
+		l.complete(ud, sl.heldRes, sl.heldFlags)
+	}
+}
+
+// complete delivers one completion of the op with ud and frees its slot
+// after the final one.
+func (l *Loop) complete(ud uint64, res int32, flags uint32) {
+	idx, _ := splitUD(ud)
+	sl := l.slab.lookup(ud)
+	if sl == nil {
+		l.m.Stale++
+		return
+	}
+	final := flags&ring.CQEFMore == 0
+	if final && sl.linked {
+		// Wait for the LINK_TIMEOUT's own CQE, which says whether the
+		// deadline is why the op ended.
+		sl.held, sl.heldRes, sl.heldFlags = true, res, flags
+		return
+	}
+	if sl.timedOut && res == -int32(unix.ECANCELED) {
+		res = -int32(unix.ETIME)
+	}
+	op := sl.op
+	if final {
+		if sl.timer != nil {
+			l.timers.remove(sl.timer)
+		}
+		h, w := sl.h, sl.w
+		l.slab.release(idx, sl)
+		l.m.Completed[op.Opcode()]++
+		if w != nil && flags&ring.CQEFNotif != 0 {
+			// The final CQE of a zero-copy send is its notification:
+			// the waiter keeps the data CQE's result.
+			res, flags = w.res, w.flags
+		}
+		l.finish(h, w, res, flags)
+		return
+	}
+	if sl.w != nil {
+		// An intermediate CQE (zero-copy send data): remember it, wake
+		// the waiter only at the final one.
+		sl.w.res, sl.w.flags = res, flags
+		return
+	}
+	l.callHandler(sl.h, res, flags)
+}
+
+func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
+	if w != nil {
+		w.res, w.flags = res, flags
+		w.ud = 0
+		w.done <- struct{}{}
+		return
+	}
+	if h != nil {
+		l.callHandler(h, res, flags)
+	}
+}
+
+// callHandler runs a handler; a panic is reported and the loop goes on.
+func (l *Loop) callHandler(h Handler, res int32, flags uint32) {
+	defer l.recoverPanic()
+	h(res, flags)
+}
+
+func (l *Loop) call(f func()) {
+	defer l.recoverPanic()
+	f()
+}
+
+func (l *Loop) recoverPanic() {
+	if v := recover(); v != nil {
+		l.m.Panics++
+		l.p.reportPanic(l, v)
+	}
+}
+
+// shutdown cancels everything in flight; run exits once the slab is empty.
+func (l *Loop) shutdown() {
+	l.closing = true
+	l.slab.each(func(ud uint64, sl *slot) { l.cancel(ud) })
+	for len(l.backlog) > 0 {
+		t := l.backlog[0]
+		l.backlog = l.backlog[1:]
+		l.finish(t.h, t.w, -int32(unix.ECANCELED), 0)
+	}
+	// Pending timers never fire after Close.
+	for len(l.timers) > 0 {
+		l.timers.remove(l.timers[0])
+	}
+}
+
+// close stops the loop: new submissions fail, queued ones complete with
+// -ECANCELED, ops in flight are cancelled, and it returns once the driver
+// has reported every op's final completion and released its resources.
+func (l *Loop) close() {
+	if l.closed.Swap(true) {
+		<-l.done
+		return
+	}
+	if l.drv == nil {
+		<-l.done
+		return
+	}
+	l.mu.Lock()
+	l.tasks = append(l.tasks, task{fn: l.shutdown})
+	l.mu.Unlock()
+	l.drv.wake()
+	<-l.done
+}
+
+// snapshot copies the loop's metrics, on the loop goroutine.
+func (l *Loop) snapshot() Metrics {
+	if l.closed.Load() {
+		return l.m
+	}
+	ch := make(chan Metrics, 1)
+	l.Post(func() {
+		m := l.m
+		m.Wakeups = l.wakeups.Load()
+		m.Inflight = l.slab.inUse
+		m.Timers = len(l.timers)
+		l.drv.stats(&m)
+		ch <- m
+	})
+	select {
+	case m := <-ch:
+		return m
+	case <-l.done:
+		return l.m
+	}
+}
+
+func (l *Loop) String() string { return fmt.Sprintf("loop %d", l.id) }

@@ -1,0 +1,149 @@
+package proactor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Options configure a Proactor. The zero value is a good default.
+type Options struct {
+	// Backend: Auto (default), Uring or Epoll. When Auto, the
+	// RINGO_BACKEND environment variable (auto, uring, epoll) decides.
+	Backend Backend
+	// Loops is the number of shards; default one per usable CPU
+	// (GOMAXPROCS).
+	Loops int
+	// Entries is each ring's SQ size (default 1024; the CQ is 4 times it,
+	// as multishot ops post many CQEs per SQE).
+	Entries uint32
+	// Kernel restricts the runtime to what that kernel release had
+	// ("5.10"); empty means the RINGO_KERNEL environment variable, or the
+	// running kernel.
+	Kernel string
+	// Wait selects how an idle io_uring loop waits (see WaitMode).
+	Wait WaitMode
+	// Workers bounds the epoll driver's pool for file ops (default 4).
+	Workers int
+	// Logger receives the one-line backend choice and handler panics;
+	// default slog.Default().
+	Logger *slog.Logger
+	// OnPanic, if set, is called on the loop goroutine with the value of a
+	// handler panic after the loop has recovered from it.
+	OnPanic func(loop int, v any)
+}
+
+// Proactor is a set of loops sharing one backend choice.
+type Proactor struct {
+	opts    Options
+	loops   []*Loop
+	backend Backend
+	sel     selection
+	next    atomic.Uint32
+}
+
+// New chooses the backend, sets up every loop and starts them.
+func New(opts Options) (*Proactor, error) {
+	if opts.Loops <= 0 {
+		opts.Loops = runtime.GOMAXPROCS(0)
+	}
+	if opts.Entries == 0 {
+		opts.Entries = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	sel, err := choose(opts)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proactor{opts: opts, backend: sel.backend, sel: sel}
+	// Each loop creates its driver on its own goroutine: a SINGLE_ISSUER
+	// ring belongs to the thread that set it up, and a registered ring fd
+	// is only valid on the thread that registered it.
+	lock := p.backend == Uring && opts.Wait == WaitEnter
+	errs := make(chan error, opts.Loops)
+	for i := 0; i < opts.Loops; i++ {
+		l := newLoop(p, i)
+		p.loops = append(p.loops, l)
+		go l.run(lock, errs)
+	}
+	var first error
+	for range p.loops {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		p.Close()
+		return nil, fmt.Errorf("proactor: %w", first)
+	}
+	sel.log(opts.Logger)
+	return p, nil
+}
+
+func (p *Proactor) newDriver() (driver, error) {
+	if p.backend == Uring {
+		return newUringDriver(p.opts, p.sel)
+	}
+	return newEpollDriver(p.opts)
+}
+
+// Backend returns the backend in use: Uring or Epoll.
+func (p *Proactor) Backend() Backend { return p.backend }
+
+// Reason says why that backend was chosen: a stable code (sysinfo reasons
+// such as "eperm-seccomp", or "ok") and a sentence for people.
+func (p *Proactor) Reason() string { return string(p.sel.code) + ": " + p.sel.why }
+
+// ReasonCode returns the stable code part of Reason.
+func (p *Proactor) ReasonCode() string { return string(p.sel.code) }
+
+// Kernel returns the kernel release the runtime limits itself to
+// ("native" when not simulating).
+func (p *Proactor) Kernel() string { return p.sel.release.String() }
+
+// Loops returns the loops.
+func (p *Proactor) Loops() []*Loop { return p.loops }
+
+// Loop returns loop i.
+func (p *Proactor) Loop(i int) *Loop { return p.loops[i] }
+
+// Next returns the loops in turn, for spreading work.
+func (p *Proactor) Next() *Loop {
+	return p.loops[int(p.next.Add(1)-1)%len(p.loops)]
+}
+
+// Close cancels every op in flight on every loop, waits for each op's final
+// completion, and releases the rings. Handlers see -ECANCELED for what was
+// cut short. Closing twice is safe; so is Close from several goroutines,
+// each returning once everything is released. It must not be called from a
+// loop goroutine.
+func (p *Proactor) Close() error {
+	var wg sync.WaitGroup
+	for _, l := range p.loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.close() }()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Proactor) logError(l *Loop, err error) {
+	p.opts.Logger.Error("ringo: loop error", "loop", l.id, "err", err)
+}
+
+func (p *Proactor) reportPanic(l *Loop, v any) {
+	if p.opts.OnPanic != nil {
+		p.opts.OnPanic(l.id, v)
+		return
+	}
+	p.opts.Logger.Error("ringo: handler panicked; the loop goes on", "loop", l.id, "panic", v)
+}
+
+// ErrUnavailable is wrapped by New's error when Backend is Uring and
+// io_uring cannot serve here.
+var ErrUnavailable = errors.New("proactor: io_uring unavailable")
