@@ -349,3 +349,16 @@ func (d *uringDriver) stats(m *Metrics) {
 	m.Enters, m.SQEs, m.CQOverflows, m.EINTR = s.Enters, s.Submitted, s.CQOverflows, s.EINTR
 	m.Fallbacks = d.fallbacks
 }
+
+// bufRing registers the loop's provided buffer ring, if this ring has
+// them (5.19), and says whether recv can stay armed on it (6.0).
+func (d *uringDriver) bufRing(entries uint32) (*ring.BufRing, bool) {
+	if !d.r.Release().Has(ring.Release{Major: 5, Minor: 19}) || !d.supported[ring.OpRecv] {
+		return nil, false
+	}
+	br, err := d.r.RegisterBufRing(entries, bufferGroup)
+	if err != nil {
+		return nil, false
+	}
+	return br, d.r.Release().Has(ring.Release{Major: 6, Minor: 0})
+}

@@ -37,6 +37,7 @@ type Loop struct {
 	epoch    time.Time
 	m        Metrics
 	closing  bool
+	bufs     *Buffers // receive buffers, set up on first use
 
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
@@ -99,31 +100,14 @@ func (l *Loop) SubmitTimeout(op Op, d time.Duration, h Handler) error {
 // for the kernel to finish with it (its buffers are the kernel's until
 // then), returning ctx's error if the cancel won and the op's real result
 // if the op had already completed. A deadline on ctx becomes the op's own
-// timeout. res < 0 is -errno, as in a Handler.
+// timeout and a deadline that ends the op is reported as -ETIME with
+// context.DeadlineExceeded. res < 0 is -errno, as in a Handler.
 func (l *Loop) Do(ctx context.Context, op Op) (res int32, flags uint32, err error) {
-	w := waiterPool.Get().(*waiter)
-	t := task{op: op, w: w}
-	if dl, ok := ctx.Deadline(); ok {
-		t.timeout = max(time.Until(dl), 1)
+	deadline, _ := ctx.Deadline()
+	res, flags, err = l.DoUntil(op, deadline, ctx.Done())
+	if err != nil {
+		return res, flags, err
 	}
-	if err := l.enqueue(t); err != nil {
-		waiterPool.Put(w)
-		return 0, 0, err
-	}
-	if done := ctx.Done(); done != nil {
-		select {
-		case <-w.done:
-		case <-done:
-			// The queue is FIFO: the loop sees this cancel after the
-			// submission, and before any later reuse of w.
-			_ = l.enqueue(task{cancel: w})
-			<-w.done
-		}
-	} else {
-		<-w.done
-	}
-	res, flags = w.res, w.flags
-	waiterPool.Put(w)
 	if res == -int32(unix.ECANCELED) || res == -int32(unix.ETIME) {
 		if err := ctx.Err(); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -134,11 +118,43 @@ func (l *Loop) Do(ctx context.Context, op Op) (res int32, flags uint32, err erro
 			return res, flags, err
 		}
 		// -ETIME is a Timeout op's own result; for any other op it
-		// means the deadline taken from ctx cut it short.
-		if _, isTimeout := op.(*Timeout); res == -int32(unix.ETIME) && t.timeout > 0 && !isTimeout {
+		// means the deadline cut it short.
+		if _, isTimeout := op.(*Timeout); res == -int32(unix.ETIME) && !deadline.IsZero() && !isTimeout {
 			return res, flags, context.DeadlineExceeded
 		}
 	}
+	return res, flags, nil
+}
+
+// DoUntil is the allocation-free core of Do, for callers that manage their
+// own deadlines (net.Conn): it parks until op's final completion. A
+// non-zero deadline cancels the op when it passes (the op then completes
+// with -ETIME); a close of cancel cancels it (-ECANCELED), and DoUntil
+// still waits for the final completion. err is only ErrClosed.
+func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res int32, flags uint32, err error) {
+	w := waiterPool.Get().(*waiter)
+	t := task{op: op, w: w}
+	if !deadline.IsZero() {
+		t.timeout = max(time.Until(deadline), 1)
+	}
+	if err := l.enqueue(t); err != nil {
+		waiterPool.Put(w)
+		return 0, 0, err
+	}
+	if cancel != nil {
+		select {
+		case <-w.done:
+		case <-cancel:
+			// The queue is FIFO: the loop sees this cancel after the
+			// submission, and before any later reuse of w.
+			_ = l.enqueue(task{cancel: w})
+			<-w.done
+		}
+	} else {
+		<-w.done
+	}
+	res, flags = w.res, w.flags
+	waiterPool.Put(w)
 	return res, flags, nil
 }
 
@@ -172,6 +188,13 @@ func (l *Loop) CancelInLoop(id uint64) { l.cancel(id) }
 // CancelFdInLoop cancels every op on fd, so that fd can then be closed.
 // Only from the loop goroutine.
 func (l *Loop) CancelFdInLoop(fd int) {
+	if l.bufs != nil {
+		for _, s := range append([]starvedRecv(nil), l.bufs.starved...) {
+			if s.op.PollFd() == fd {
+				l.cancel(s.ud)
+			}
+		}
+	}
 	if l.drv.cancelFd(fd) {
 		return
 	}
@@ -244,6 +267,9 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		if err != nil {
 			l.p.logError(l, err)
 		}
+	}
+	if l.bufs != nil {
+		l.bufs.close()
 	}
 	if err := l.drv.close(); err != nil {
 		l.p.logError(l, err)
@@ -360,6 +386,11 @@ func (l *Loop) cancel(ud uint64) {
 	if sl == nil {
 		return // already completed
 	}
+	if l.bufs != nil && l.bufs.unstarve(ud) {
+		// Paused for lack of buffers: not in the driver at all.
+		l.complete(ud, -int32(unix.ECANCELED), 0)
+		return
+	}
 	if sl.loopTimeout {
 		l.timers.remove(sl.timer)
 		l.complete(ud, -int32(unix.ECANCELED), 0)
@@ -388,6 +419,28 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		if sl := l.slab.lookup(ud); sl != nil && sl.op.Readiness() != 0 {
 			if err := l.drv.rearm(ud, sl.op); err == nil {
 				l.m.Rearms++
+				return
+			}
+		}
+	}
+	if sl := l.slab.lookup(ud); sl != nil {
+		if rb, ok := sl.op.(*RecvBuffers); ok {
+			if res == -int32(unix.ENOBUFS) {
+				// Out of buffers: pause this receive until one comes
+				// back, instead of failing the connection.
+				rb.Bufs.starved = append(rb.Bufs.starved, starvedRecv{ud, sl.op})
+				l.m.BufferStalls++
+				return
+			}
+			if rb.again(res, flags) {
+				// Multishot emulated: deliver as the kernel would have,
+				// then arm the receive again under the same ud.
+				l.callHandler(sl.h, res, flags|ring.CQEFMore)
+				if s := l.slab.lookup(ud); s != nil {
+					if err := l.drv.submit(ud, s.op, nil); err != nil {
+						l.complete(ud, errnoRes(err), 0)
+					}
+				}
 				return
 			}
 		}

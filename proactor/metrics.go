@@ -9,16 +9,17 @@ import (
 
 // Metrics are one loop's counters, copied on the loop goroutine.
 type Metrics struct {
-	Loop      int
-	Submitted [256]uint64 // by opcode (ring.Op; 255 is sendfile(2))
-	Completed [256]uint64 // final completions by opcode
-	Wakeups   uint64      // times a submitter woke a sleeping loop
-	SQFull    uint64      // submissions deferred because the SQ was full
-	Stale     uint64      // CQEs for no op in flight, dropped
-	Panics    uint64      // handler panics recovered
-	Rearms    uint64      // -EAGAIN completions re-run on readiness
-	Inflight  int         // ops between submission and final completion
-	Timers    int         // pending timers
+	Loop         int
+	Submitted    [256]uint64 // by opcode (ring.Op; 255 is sendfile(2))
+	Completed    [256]uint64 // final completions by opcode
+	Wakeups      uint64      // times a submitter woke a sleeping loop
+	SQFull       uint64      // submissions deferred because the SQ was full
+	Stale        uint64      // CQEs for no op in flight, dropped
+	Panics       uint64      // handler panics recovered
+	Rearms       uint64      // -EAGAIN completions re-run on readiness
+	BufferStalls uint64      // buffered receives paused for lack of buffers
+	Inflight     int         // ops between submission and final completion
+	Timers       int         // pending timers
 
 	// From the driver.
 	Enters      uint64 // io_uring_enter or epoll_wait calls
@@ -56,7 +57,7 @@ func (m *Metrics) Map() map[string]any {
 	return map[string]any{
 		"loop": m.Loop, "submitted": ops(&m.Submitted), "completed": ops(&m.Completed),
 		"wakeups": m.Wakeups, "sq_full": m.SQFull, "stale_cqes": m.Stale, "panics": m.Panics,
-		"rearms": m.Rearms, "inflight": m.Inflight, "timers": m.Timers, "enters": m.Enters,
+		"rearms": m.Rearms, "buffer_stalls": m.BufferStalls, "inflight": m.Inflight, "timers": m.Timers, "enters": m.Enters,
 		"sqes": m.SQEs, "sqes_per_enter": m.SQEsPerEnter(), "cq_overflows": m.CQOverflows,
 		"eintr": m.EINTR, "fallbacks": m.Fallbacks,
 	}

@@ -28,6 +28,9 @@ type Options struct {
 	Wait WaitMode
 	// Workers bounds the epoll driver's pool for file ops (default 4).
 	Workers int
+	// Buffers and BufferSize size each loop's receive buffer pool
+	// (default 2048 buffers of 4 KiB, rounded up to a power of two).
+	Buffers, BufferSize int
 	// Logger receives the one-line backend choice and handler panics;
 	// default slog.Default().
 	Logger *slog.Logger

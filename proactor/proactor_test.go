@@ -34,11 +34,17 @@ var drivers = []struct {
 // eachDriver runs f on a one-loop proactor of each driver (and, with
 // kernels, of each simulated kernel).
 func eachDriver(t *testing.T, f func(t *testing.T, p *Proactor)) {
+	eachDriverOpts(t, Options{}, f)
+}
+
+// eachDriverOpts is eachDriver with extra options (buffers, kernel).
+func eachDriverOpts(t *testing.T, extra Options, f func(t *testing.T, p *Proactor)) {
 	for _, d := range drivers {
 		t.Run(d.name, func(t *testing.T) {
 			opts := d.opts
 			opts.Loops = 1
 			opts.Logger = quiet
+			opts.Kernel, opts.Buffers, opts.BufferSize = extra.Kernel, extra.Buffers, extra.BufferSize
 			p := newProactor(t, opts)
 			f(t, p)
 		})
