@@ -157,6 +157,7 @@ type Reactor struct {
 	runqSpare []*fdState
 	events    [maxEvents]unix.EpollEvent
 	inPoll    bool
+	woke      bool // the last Poll consumed a Wake or Signal; see Woke
 	closed    bool
 
 	pool pool
@@ -295,6 +296,18 @@ func (r *Reactor) Pending() bool {
 // Wake makes a blocked or future Poll return promptly. Any goroutine.
 func (r *Reactor) Wake() { r.wake.wake() }
 
+// Woke reports whether the last Poll consumed a Wake or Signal. A loop
+// that waits on Fd outside Poll needs it: the wake-up it was waiting for may
+// carry no completion (new work for the loop itself), and once Poll has
+// consumed it nothing else remembers it.
+func (r *Reactor) Woke() bool { return r.woke }
+
+// Signal wakes a loop that waits for the epoll fd (Fd) somewhere other
+// than Poll, such as Go's netpoller or an io_uring POLL_ADD: unlike Wake it
+// always makes Fd readable (bursts collapse into one eventfd write). Any
+// goroutine.
+func (r *Reactor) Signal() { r.wake.signal() }
+
 // Poll waits for and performs ready ops, then delivers completions.
 func (r *Reactor) Poll(timeout time.Duration, deliver func(Completion)) error {
 	if r.closed {
@@ -305,6 +318,7 @@ func (r *Reactor) Poll(timeout time.Duration, deliver func(Completion)) error {
 	}
 	r.inPoll = true
 	defer func() { r.inPoll = false }()
+	r.woke = false
 
 	// Fds left over from the last Poll's budget are resumed after waiting,
 	// so they cannot make this Poll block.
@@ -384,7 +398,9 @@ func (r *Reactor) wait(timeout time.Duration) error {
 	// Consume Wakes before collecting worker results (Poll does that after
 	// wait): a result posted after this point leaves woken set, so the
 	// next Poll or Pending sees it.
-	r.wake.woken.Store(false)
+	if r.wake.woken.Swap(false) {
+		r.woke = true
+	}
 	if err != nil {
 		return os.NewSyscallError("epoll_wait", err)
 	}

@@ -69,11 +69,16 @@ func (w *waker) write() {
 
 // drain consumes the eventfd after epoll reported it. Loop goroutine.
 func (w *waker) drain() {
-	// A write racing with this read may be consumed by it without an
-	// epoll event of its own. That loses nothing: the writer set woken
-	// first, and Poll and Pending both look at woken before sleeping.
-	w.pending.Store(false)
+	// Read first, then clear pending. The other order loses wake-ups: a
+	// signal between the clear and the read would write the eventfd and
+	// have its count consumed here, leaving pending set with nothing
+	// outstanding, so every later write would be skipped and a loop
+	// parked on Fd would never wake. In this order a signal racing with
+	// the read finds pending still set and skips its write, which is
+	// safe: it stored woken first, and Poll cleared woken before calling
+	// drain, so Pending reports it before anyone parks.
 	_, _ = unix.Read(w.fd, w.buf[:])
+	w.pending.Store(false)
 }
 
 func (w *waker) close() error {
