@@ -191,11 +191,14 @@ func (d *uringDriver) cancel(ud uint64) {
 }
 
 func (d *uringDriver) cancelFd(fd int) bool {
-	if !d.canCancelFd {
-		return false
-	}
+	// Ops that fell back to the reactor are cancelled there on every
+	// kernel, or its state for fd would outlive fd and meet the next fd
+	// with the same number.
 	if d.reactor != nil {
 		d.reactor.CancelFd(fd)
+	}
+	if !d.canCancelFd {
+		return false
 	}
 	if s := d.sqe(); s != nil {
 		ring.PrepCancelFd(s, int32(fd), 0)
@@ -261,11 +264,16 @@ func (d *uringDriver) wait(timeout time.Duration, deliver func(ud uint64, res in
 // netpollWait submits, then parks the goroutine in Go's netpoller until the
 // ring's eventfd (signalled per CQE, and by wake) is readable.
 func (d *uringDriver) netpollWait(timeout time.Duration) error {
-	var v [8]byte
-	unix.Read(d.efd, v[:]) // reset: every CQE from here on signals it again
 	if _, err := d.r.Submit(); err != nil {
 		return err
 	}
+	if d.r.CQReady() > 0 {
+		return nil // inline completions: no need to park
+	}
+	// Reset the eventfd, then look again: a CQE posted before the reset
+	// is in the CQ now, one posted after it signals the eventfd again.
+	var v [8]byte
+	unix.Read(d.efd, v[:])
 	if d.r.CQReady() > 0 {
 		return nil
 	}

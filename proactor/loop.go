@@ -67,10 +67,13 @@ type waiter struct {
 	res   int32
 	flags uint32
 	ud    uint64 // loop goroutine only: the op's user data once submitted
-	done  chan struct{}
+	// done receives the final completion and, when DoUntil queued a
+	// cancel, that cancel's acknowledgement: a waiter goes back to the
+	// pool only when no task of its loop can still refer to it.
+	done chan struct{}
 }
 
-var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 1)} }}
+var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan struct{}, 2)} }}
 
 func newLoop(p *Proactor, id int) *Loop {
 	l := &Loop{id: id, p: p, epoch: time.Now(), done: make(chan struct{})}
@@ -145,10 +148,16 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 		select {
 		case <-w.done:
 		case <-cancel:
-			// The queue is FIFO: the loop sees this cancel after the
-			// submission, and before any later reuse of w.
-			_ = l.enqueue(task{cancel: w})
+			// The queue is FIFO, so the loop sees this cancel after the
+			// submission. Wait for both the completion and the cancel's
+			// acknowledgement: if the op finished first, the cancel task
+			// still holds w, and w must not be reused (perhaps on another
+			// loop) until the loop is done with it.
+			queued := l.enqueue(task{cancel: w}) == nil
 			<-w.done
+			if queued {
+				<-w.done
+			}
 		}
 	} else {
 		<-w.done
@@ -158,10 +167,11 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 	return res, flags, nil
 }
 
-// Post runs fn on the loop goroutine. Safe from any goroutine; after Close
-// fn is dropped.
-func (l *Loop) Post(fn func()) {
-	_ = l.enqueue(task{fn: fn})
+// Post runs fn on the loop goroutine. Safe from any goroutine. After Close
+// it returns ErrClosed and fn never runs; a nil error means fn will run,
+// before the loop exits.
+func (l *Loop) Post(fn func()) error {
+	return l.enqueue(task{fn: fn})
 }
 
 // AfterFunc runs f on the loop goroutine after d. Safe from any goroutine.
@@ -206,10 +216,13 @@ func (l *Loop) CancelFdInLoop(fd int) {
 }
 
 func (l *Loop) enqueue(t task) error {
+	// closed is checked under mu, where close sets it, so no task can
+	// land behind the shutdown task and be left unrun.
+	l.mu.Lock()
 	if l.closed.Load() {
+		l.mu.Unlock()
 		return ErrClosed
 	}
-	l.mu.Lock()
 	l.tasks = append(l.tasks, t)
 	n := len(l.tasks)
 	l.mu.Unlock()
@@ -300,9 +313,8 @@ func (l *Loop) runTasks() {
 				l.start(*t)
 			}
 		case t.cancel != nil:
-			if t.cancel.ud != 0 {
-				l.cancel(t.cancel.ud)
-			}
+			l.cancelWaiter(t.cancel)
+			t.cancel.done <- struct{}{} // the ack DoUntil waits for
 		case t.fn != nil:
 			if !l.closing {
 				l.call(t.fn)
@@ -371,6 +383,22 @@ func (l *Loop) start(t task) uint64 {
 	}
 	l.m.Submitted[t.op.Opcode()]++
 	return ud
+}
+
+// cancelWaiter cancels the op DoUntil's w waits for, wherever it is: in
+// flight, or in the backlog the driver refused (there w.ud is 0).
+func (l *Loop) cancelWaiter(w *waiter) {
+	if w.ud != 0 {
+		l.cancel(w.ud)
+		return
+	}
+	for i, t := range l.backlog {
+		if t.w == w {
+			l.backlog = append(l.backlog[:i], l.backlog[i+1:]...)
+			l.finish(t.h, t.w, -int32(unix.ECANCELED), 0)
+			return
+		}
+	}
 }
 
 func (l *Loop) newTimer(d time.Duration, f func()) *Timer {
@@ -559,15 +587,12 @@ func (l *Loop) shutdown() {
 // -ECANCELED, ops in flight are cancelled, and it returns once the driver
 // has reported every op's final completion and released its resources.
 func (l *Loop) close() {
-	if l.closed.Swap(true) {
-		<-l.done
-		return
-	}
-	if l.drv == nil {
-		<-l.done
-		return
-	}
 	l.mu.Lock()
+	if l.closed.Swap(true) || l.drv == nil {
+		l.mu.Unlock()
+		<-l.done
+		return
+	}
 	l.tasks = append(l.tasks, task{fn: l.shutdown})
 	l.mu.Unlock()
 	l.drv.wake()
@@ -580,7 +605,7 @@ func (l *Loop) snapshot() Metrics {
 		return l.m
 	}
 	ch := make(chan Metrics, 1)
-	l.Post(func() {
+	_ = l.Post(func() { // after Close, l.done below answers
 		m := l.m
 		m.Wakeups = l.wakeups.Load()
 		m.Inflight = l.slab.inUse

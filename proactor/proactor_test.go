@@ -28,7 +28,8 @@ var drivers = []struct {
 }{
 	{"uring", Options{Backend: Uring, Wait: WaitEnter}},
 	{"uring-netpoll", Options{Backend: Uring, Wait: WaitNetpoll}},
-	{"epoll", Options{Backend: Epoll}},
+	{"epoll", Options{Backend: Epoll, Wait: WaitEnter}},
+	{"epoll-netpoll", Options{Backend: Epoll, Wait: WaitNetpoll}},
 }
 
 // eachDriver runs f on a one-loop proactor of each driver (and, with
