@@ -1,0 +1,354 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// O_DIRECT asks the kernel to move data between the device and the
+// caller's buffer without the page cache. Buffers, offsets and lengths must
+// then be aligned (see File.Alignment and AlignedBuffer).
+const O_DIRECT = unix.O_DIRECT
+
+// ErrClosed is returned for operations on a closed File; it is os.ErrClosed,
+// so errors.Is(err, fs.ErrClosed) and errors.Is(err, os.ErrClosed) agree.
+var ErrClosed = os.ErrClosed
+
+// The io/fs sentinels, for errors.Is on the *PathError values fs returns.
+var (
+	ErrNotExist   = iofs.ErrNotExist
+	ErrExist      = iofs.ErrExist
+	ErrPermission = iofs.ErrPermission
+)
+
+// PathError is io/fs's: the operation, the file's name and the errno.
+type PathError = iofs.PathError
+
+// FileMode is io/fs's.
+type FileMode = iofs.FileMode
+
+var (
+	errNegativeOffset = errors.New("negative offset")
+	errAppendWriteAt  = errors.New("fs: WriteAt in O_APPEND mode")
+	errOtherProactor  = errors.New("fs: file belongs to another proactor")
+	errWhence         = errors.New("invalid whence")
+)
+
+// OpenOptions says where a File's operations run.
+type OpenOptions struct {
+	// Proactor runs the file's operations; nil means proactor.Default().
+	Proactor *proactor.Proactor
+	// Loop, if set, is the loop (of Proactor) the file's operations use;
+	// by default the Proactor's loops are taken in turn.
+	Loop *proactor.Loop
+	// NoInline turns off the inline page-cache attempt (preadv2 with
+	// RWF_NOWAIT) so that every read goes through the proactor: for
+	// measurement, or when the calling goroutine must never do file I/O
+	// itself.
+	NoInline bool
+}
+
+// File is an open file whose reads and writes run on a proactor. It is safe
+// for concurrent use, as *os.File is: ReadAt and WriteAt calls run in
+// parallel; Read, Write and Seek share the position and are serialized.
+type File struct {
+	// Immutable after open.
+	fd     int
+	name   string
+	p      *proactor.Proactor
+	loop   *proactor.Loop
+	direct bool // O_DIRECT: alignment checked, no inline reads
+	append bool // O_APPEND: writes go to the end, WriteAt is refused
+	stream bool // a FIFO, socket or character device: non-blocking, polled
+	align  Alignment
+
+	// noInline is set once, at open or when preadv2(RWF_NOWAIT) answers
+	// EOPNOTSUPP/ENOSYS/EINVAL for this file, and never cleared.
+	noInline atomic.Bool
+	// memory: the file lives in RAM (tmpfs, ramfs), where a read never
+	// waits for a device, so the inline attempt is a plain pread (tmpfs
+	// answers RWF_NOWAIT with EOPNOTSUPP on 6.18). Immutable after open.
+	memory bool
+
+	// ref counts operations in flight in its low bits; refClosed is set
+	// once by Close, after which no operation may start. drained is closed
+	// by the release that leaves a closed file with none in flight.
+	ref     atomic.Int64
+	drained chan struct{}
+
+	// posMu serializes Read, Write and Seek; pos is the file position
+	// they use (the kernel's own offset is left alone, except in append
+	// mode, where the kernel decides where each write lands).
+	posMu sync.Mutex
+	pos   int64
+}
+
+const refClosed = 1 << 62
+
+// Open opens name for reading, as os.Open.
+func Open(name string) (*File, error) {
+	return OpenFileOptions(name, os.O_RDONLY, 0, OpenOptions{})
+}
+
+// Create creates or truncates name, as os.Create.
+func Create(name string) (*File, error) {
+	return OpenFileOptions(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666, OpenOptions{})
+}
+
+// OpenFile opens name with flag (os.O_* values, and O_DIRECT) and perm, as
+// os.OpenFile.
+func OpenFile(name string, flag int, perm FileMode) (*File, error) {
+	return OpenFileOptions(name, flag, perm, OpenOptions{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(name string, opts OpenOptions) (*File, error) {
+	return OpenFileOptions(name, os.O_RDONLY, 0, opts)
+}
+
+// CreateWith is Create with options.
+func CreateWith(name string, opts OpenOptions) (*File, error) {
+	return OpenFileOptions(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666, opts)
+}
+
+// OpenFileOptions is OpenFile with options. The open itself runs on the
+// proactor (IORING_OP_OPENAT on io_uring, a worker on epoll).
+func OpenFileOptions(name string, flag int, perm FileMode, opts OpenOptions) (*File, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		// The kernel would stop at the NUL and open another file.
+		return nil, &PathError{Op: "open", Path: name, Err: unix.EINVAL}
+	}
+	p, loop, err := resolve(opts)
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: name, Err: err}
+	}
+	op := &proactor.Openat{Dir: unix.AT_FDCWD, Path: proactor.CString(name), Flags: flag, Mode: sysMode(perm)}
+	res, _, err := loop.DoUntil(op, time.Time{}, nil)
+	if err != nil {
+		return nil, &PathError{Op: "open", Path: name, Err: err}
+	}
+	if res < 0 {
+		return nil, &PathError{Op: "open", Path: name, Err: unix.Errno(-res)}
+	}
+	return newFile(int(res), name, flag, p, loop, opts.NoInline), nil
+}
+
+// NewFile wraps an open descriptor, which the File then owns and closes.
+// flag says how fd was opened (for O_DIRECT and O_APPEND); fs reads it
+// from the descriptor when flag is -1.
+func NewFile(fd int, name string, flag int, opts OpenOptions) (*File, error) {
+	if fd < 0 {
+		return nil, &PathError{Op: "newfile", Path: name, Err: unix.EBADF}
+	}
+	if flag == -1 {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return nil, &PathError{Op: "newfile", Path: name, Err: err}
+		}
+		flag = fl
+	}
+	p, loop, err := resolve(opts)
+	if err != nil {
+		return nil, &PathError{Op: "newfile", Path: name, Err: err}
+	}
+	return newFile(fd, name, flag, p, loop, opts.NoInline), nil
+}
+
+func resolve(opts OpenOptions) (*proactor.Proactor, *proactor.Loop, error) {
+	p := opts.Proactor
+	if p == nil {
+		var err error
+		if p, err = proactor.Default(); err != nil {
+			return nil, nil, err
+		}
+	}
+	loop := opts.Loop
+	if loop == nil {
+		loop = p.Next()
+	}
+	return p, loop, nil
+}
+
+func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor.Loop, noInline bool) *File {
+	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{})}
+	f.direct = flag&unix.O_DIRECT != 0
+	f.append = flag&unix.O_APPEND != 0
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR:
+			// A read of an empty FIFO would hold an epoll worker (or an
+			// io-wq thread) until data came, beyond the reach of cancel:
+			// make it non-blocking and wait for readiness instead.
+			if unix.SetNonblock(fd, true) == nil {
+				f.stream = true
+				noInline = true
+			}
+		}
+	}
+	if f.direct {
+		f.align = dioAlignment(fd)
+	}
+	var sfs unix.Statfs_t
+	if !f.direct && unix.Fstatfs(fd, &sfs) == nil {
+		switch uint32(sfs.Type) {
+		case unix.TMPFS_MAGIC, unix.RAMFS_MAGIC:
+			f.memory = true
+		}
+	}
+	// O_DIRECT reads bypass the page cache, so a NOWAIT attempt would
+	// only ever add a failed syscall.
+	f.noInline.Store(noInline || f.direct)
+	return f
+}
+
+// sysMode converts a FileMode to open(2)'s mode bits, as package os does.
+func sysMode(m FileMode) uint32 {
+	o := uint32(m.Perm())
+	if m&iofs.ModeSetuid != 0 {
+		o |= unix.S_ISUID
+	}
+	if m&iofs.ModeSetgid != 0 {
+		o |= unix.S_ISGID
+	}
+	if m&iofs.ModeSticky != 0 {
+		o |= unix.S_ISVTX
+	}
+	return o
+}
+
+// Fd returns the descriptor. It stays valid until Close; fs keeps its own
+// position for Read and Write, so the kernel's offset is not it.
+func (f *File) Fd() uintptr { return uintptr(f.fd) }
+
+// Name returns the name the file was opened with.
+func (f *File) Name() string { return f.name }
+
+// Loop returns the loop the file's operations run on.
+func (f *File) Loop() *proactor.Loop { return f.loop }
+
+// acquire registers an operation in flight; false once the file is closed.
+func (f *File) acquire() bool {
+	for {
+		v := f.ref.Load()
+		if v&refClosed != 0 {
+			return false
+		}
+		if f.ref.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (f *File) release() {
+	if f.ref.Add(-1) == refClosed {
+		close(f.drained)
+	}
+}
+
+func (f *File) closing() bool { return f.ref.Load()&refClosed != 0 }
+
+// Close cancels the file's operations in flight, waits for each to
+// complete (their buffers are the kernel's until then), and closes the
+// descriptor. Operations cut short return ErrClosed. A second Close returns
+// an error wrapping ErrClosed.
+func (f *File) Close() error {
+	if f == nil {
+		return &PathError{Op: "close", Err: unix.EINVAL}
+	}
+	old := f.ref.Or(refClosed)
+	if old&refClosed != 0 {
+		return &PathError{Op: "close", Path: f.name, Err: ErrClosed}
+	}
+	if old != 0 {
+		f.cancelAndDrain()
+	}
+	if err := unix.Close(f.fd); err != nil {
+		return &PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+// cancelAndDrain cancels every op on the descriptor and waits until none
+// is in flight. An operation that had passed acquire but not yet reached
+// its loop when the cancel ran is not cancelled by it, so the cancel is
+// repeated until the file drains: regular-file ops finish on their own
+// anyway, but a FIFO or device read would not.
+func (f *File) cancelAndDrain() {
+	cancel := func() {
+		for _, l := range f.p.Loops() {
+			_ = l.Post(func() { l.CancelFdInLoop(f.fd) }) // a closed loop has no ops left
+		}
+	}
+	cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.drained:
+			return
+		case <-t.C:
+			cancel()
+		}
+	}
+}
+
+// do runs op on the file's loop and waits for its final completion. ctx
+// may be nil (no deadline, no cancel). res < 0 comes back as err, an errno,
+// ErrClosed, or ctx's error.
+func (f *File) do(ctx context.Context, op proactor.Op) (int32, error) {
+	var deadline time.Time
+	var cancel <-chan struct{}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		deadline, _ = ctx.Deadline()
+		cancel = ctx.Done()
+	}
+	res, _, err := f.loop.DoUntil(op, deadline, cancel)
+	if err != nil {
+		return 0, err
+	}
+	if res >= 0 {
+		return res, nil
+	}
+	return res, f.resErr(ctx, res, !deadline.IsZero())
+}
+
+// resErr explains a negative result: a cancel is ctx's doing, the
+// deadline's, or Close's; anything else is the errno.
+func (f *File) resErr(ctx context.Context, res int32, hadDeadline bool) error {
+	if res == -int32(unix.ECANCELED) || res == -int32(unix.ETIME) {
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if res == -int32(unix.ETIME) && hadDeadline {
+			return context.DeadlineExceeded
+		}
+		if f.closing() {
+			return ErrClosed
+		}
+	}
+	return unix.Errno(-res)
+}
+
+func (f *File) pathErr(op string, err error) error {
+	return &PathError{Op: op, Path: f.name, Err: err}
+}
+
+// noCtx is the nil context the methods without one pass down: no deadline
+// and no cancel channel, so the hot path skips ctx's interface calls.
+var noCtx context.Context
