@@ -1,0 +1,29 @@
+// Package net is the standard Go network API on ringo's proactor: TCP and
+// Unix stream sockets whose accepts, connects, receives and sends are
+// proactor ops, behind the interfaces Go programs already use (net.Listener,
+// net.Conn, io.ReaderFrom, syscall.Conn).
+//
+// net owns:
+//
+//   - Listen, ListenConfig and Listener: non-blocking, close-on-exec
+//     listening sockets and an Accept that parks on an Accept op.
+//   - Dial, DialContext and Dialer: name resolution through the standard
+//     library's resolver, then an asynchronous Connect op per address.
+//   - Conn: Read and Write as one Recv or Send op in flight per direction,
+//     deadlines, half-close, socket options, ReadFrom through sendfile(2)
+//     and a syscall.RawConn that waits for readiness with PollAdd.
+//   - The fd lifecycle: Close cancels the ops in flight, waits for their
+//     final completions and only then closes the descriptor, because
+//     close(2) does not cancel io_uring requests.
+//
+// net does not own the loops, the ops or the backend: those are proactor's.
+// Everything here runs unchanged on both drivers, io_uring and the epoll
+// reactor; which one serves is chosen by the Proactor in use (Options.Backend,
+// or the RINGO_BACKEND environment variable, uring|epoll, for
+// proactor.Default, which is used when no Proactor is given).
+//
+// Errors are the standard library's: *net.OpError wrapping
+// *os.SyscallError, io.EOF at end of stream, net.ErrClosed after Close and
+// os.ErrDeadlineExceeded when a deadline passes, so errors.Is and
+// net.Error.Timeout work as with package net.
+package net

@@ -1,0 +1,276 @@
+package net
+
+import (
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
+	"github.com/ringo-io/ringo/ring"
+)
+
+// netFD is one socket shared by the calls blocked on it and by Close.
+//
+// The kernel may hold an op on the descriptor until that op's final
+// completion, and close(2) cancels nothing (io_uring requests keep their own
+// file reference), so the descriptor is closed only after every op started
+// through this netFD has completed. refs counts the calls that may start or
+// have started such ops; Close marks the fd closing, cancels what is
+// parked, waits for refs to reach zero and then closes.
+type netFD struct {
+	sysfd    int            // immutable; closed once, by Close, after refs is 0
+	loop     *proactor.Loop // immutable: every op on sysfd runs on this loop
+	cancelFn func()         // immutable: cancels every op on sysfd, on the loop
+
+	mu      sync.Mutex
+	closing bool          // set once by Close; no new call may start
+	refs    int           // calls between incref and decref
+	drained chan struct{} // made by Close when refs > 0, closed at refs 0
+	rd, wd  deadline      // read side (also Accept), write side
+}
+
+// deadline is one direction's deadline and the channel that interrupts the
+// op parked in that direction. Guarded by netFD.mu.
+//
+// An op is given the deadline when it is submitted (SubmitTimeout turns it
+// into a LINK_TIMEOUT or a loop timer), so an unchanged deadline costs
+// nothing more. When the deadline changes, or the fd is closed, while ops
+// are parked, cancel is closed (the parked call then cancels its op) and
+// replaced; the woken call looks at the new state and either fails or
+// submits again.
+type deadline struct {
+	t       time.Time
+	cancel  chan struct{}
+	waiters int // calls parked with cancel
+}
+
+func (fd *netFD) init(sysfd int, loop *proactor.Loop) {
+	fd.sysfd = sysfd
+	fd.loop = loop
+	// Made once, so that interrupting a call allocates nothing.
+	fd.cancelFn = func() { loop.CancelFdInLoop(sysfd) }
+	fd.rd.cancel = make(chan struct{})
+	fd.wd.cancel = make(chan struct{})
+}
+
+// incref lets a call use sysfd until decref; it fails once Close began.
+func (fd *netFD) incref() error {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if fd.closing {
+		return net.ErrClosed
+	}
+	fd.refs++
+	return nil
+}
+
+func (fd *netFD) decref() {
+	fd.mu.Lock()
+	fd.decrefLocked()
+	fd.mu.Unlock()
+}
+
+func (fd *netFD) decrefLocked() {
+	fd.refs--
+	if fd.refs == 0 && fd.drained != nil {
+		close(fd.drained)
+		fd.drained = nil
+	}
+}
+
+// begin is incref for a call about to park an op in direction d: it also
+// fails with os.ErrDeadlineExceeded if d's deadline has passed, and returns
+// what to hand to do.
+func (fd *netFD) begin(d *deadline) (time.Time, <-chan struct{}, error) {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if fd.closing {
+		return time.Time{}, nil, net.ErrClosed
+	}
+	if !d.t.IsZero() && !time.Now().Before(d.t) {
+		return time.Time{}, nil, os.ErrDeadlineExceeded
+	}
+	fd.refs++
+	d.waiters++
+	return d.t, d.cancel, nil
+}
+
+// end undoes begin. When the op was interrupted (it completed with
+// -ECANCELED or -ETIME) it says why: net.ErrClosed, os.ErrDeadlineExceeded,
+// or nil when the deadline moved and the call should submit again.
+func (fd *netFD) end(d *deadline, interrupted bool) error {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	d.waiters--
+	fd.decrefLocked()
+	if !interrupted {
+		return nil
+	}
+	if fd.closing {
+		return net.ErrClosed
+	}
+	if !d.t.IsZero() && !time.Now().Before(d.t) {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// setDeadline sets the deadline of the directions given and interrupts the
+// ops parked there, so that a blocked call sees the new deadline at once.
+func (fd *netFD) setDeadline(t time.Time, read, write bool) error {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if fd.closing {
+		return net.ErrClosed
+	}
+	if read {
+		fd.rd.set(t)
+	}
+	if write {
+		fd.wd.set(t)
+	}
+	return nil
+}
+
+func (d *deadline) set(t time.Time) {
+	if t.Equal(d.t) {
+		return
+	}
+	d.t = t
+	if d.waiters > 0 {
+		close(d.cancel)
+		d.cancel = make(chan struct{})
+	}
+}
+
+// sleep waits for dur unless the fd is closed or d's deadline changes
+// first. Accept uses it to back off when the process is out of descriptors.
+func (fd *netFD) sleep(d *deadline, dur time.Duration) {
+	fd.mu.Lock()
+	ch := d.cancel
+	closing := fd.closing
+	fd.mu.Unlock()
+	if closing {
+		return
+	}
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ch:
+	}
+}
+
+// Close cancels the parked ops, waits until every call using sysfd has
+// returned, and closes it. The second call returns net.ErrClosed.
+func (fd *netFD) Close() error {
+	fd.mu.Lock()
+	if fd.closing {
+		fd.mu.Unlock()
+		return net.ErrClosed
+	}
+	fd.closing = true
+	// Each parked call sees its channel closed and cancels its op. That
+	// holds even for an op submitted after this point by a call that
+	// passed begin just before: the cancel follows the submission through
+	// the loop's FIFO queue.
+	close(fd.rd.cancel)
+	close(fd.wd.cancel)
+	var drained chan struct{}
+	if fd.refs > 0 {
+		drained = make(chan struct{})
+		fd.drained = drained
+	}
+	fd.mu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+	return closeSysfd(fd.loop, fd.sysfd)
+}
+
+// closeSysfd closes a descriptor that ops were submitted on, once none is
+// in flight. The loop must forget it first (CancelFdInLoop): the epoll
+// reactor keeps per-fd state that would otherwise be applied to the next
+// socket that gets the same number. Post gives no completion, so a Nop
+// behind it in the loop's FIFO queue is the barrier: when the Nop is back,
+// the posted function has run. Only then may the number be reused.
+func closeSysfd(loop *proactor.Loop, sysfd int) error {
+	// Post fails only once the loop is closed and keeps no fd state.
+	if loop.Post(func() { loop.CancelFdInLoop(sysfd) }) == nil {
+		_, _, _ = loop.DoUntil(proactor.Nop{}, time.Time{}, nil)
+	}
+	if err := unix.Close(sysfd); err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
+}
+
+// waiter parks the goroutine of one direction of one socket until the final
+// completion of the op it submitted. It belongs to that direction (never
+// pooled or shared), so a completion can never reach the wrong call.
+type waiter struct {
+	done chan int32
+	h    proactor.Handler // w.complete, bound once
+}
+
+func (w *waiter) init() {
+	w.done = make(chan int32, 1)
+	w.h = w.complete
+}
+
+func (w *waiter) complete(res int32, flags uint32) {
+	if flags&ring.CQEFMore == 0 {
+		w.done <- res
+	}
+}
+
+// cancelRetry is how often an interrupted call repeats its cancel. Once is
+// enough unless the op was still in the loop's backlog (a full SQ), where
+// no cancel can reach it; it is cancelled when it starts.
+const cancelRetry = 50 * time.Millisecond
+
+// do submits op on the fd's loop with deadline dl (zero: none) and parks
+// until its final completion. A close of cancel cancels the op; err is
+// only the loop's proactor.ErrClosed.
+//
+// The cancel is by fd (every op on sysfd, the other direction's too, which
+// just submits again), not by op: Loop.DoUntil cancels by op but shares its
+// waiters between loops, which races (see the package's report), and
+// SubmitInLoop returns an id only on the loop goroutine. Because the
+// cancel is posted after the submission, the loop's FIFO queue runs it
+// after the op has started.
+func (fd *netFD) do(w *waiter, op proactor.Op, dl time.Time, cancel <-chan struct{}) (int32, error) {
+	var err error
+	if dl.IsZero() {
+		err = fd.loop.Submit(op, w.h)
+	} else {
+		err = fd.loop.SubmitTimeout(op, max(time.Until(dl), 1), w.h)
+	}
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case res := <-w.done:
+		return res, nil
+	case <-cancel:
+	}
+	for {
+		_ = fd.loop.Post(fd.cancelFn) // a closed loop has completed every op
+		t := time.NewTimer(cancelRetry)
+		select {
+		case res := <-w.done:
+			t.Stop()
+			return res, nil
+		case <-t.C:
+		}
+	}
+}
+
+// interrupted reports whether res says the op was cut short by a cancel
+// (Close or a deadline change) or by its deadline.
+func interrupted(res int32) bool {
+	return res == -int32(unix.ECANCELED) || res == -int32(unix.ETIME)
+}

@@ -1,0 +1,155 @@
+package net
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// The two proactors every behavioural test runs on; nil when that backend
+// cannot be set up here (the tests then skip with the reason).
+var (
+	uringP, epollP *proactor.Proactor
+	uringErr       error
+)
+
+func TestMain(m *testing.M) {
+	// 2,000 connections need 4,000 descriptors plus the rings.
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
+	}
+	// Start Go's netpoller (its epoll fd and wake-up pipe) before counting,
+	// so that they do not show up as leaked.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fdsBefore := countFds()
+
+	uringP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2})
+	epollP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "epoll proactor:", err)
+		os.Exit(1)
+	}
+
+	code := m.Run()
+
+	if uringP != nil {
+		uringP.Close()
+	}
+	epollP.Close()
+	pr.Close()
+	pw.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+		// Closing is synchronous, but give stragglers (a resolver's
+		// socket, say) a moment before calling it a leak.
+		after := countFds()
+		for i := 0; i < 50 && after > fdsBefore-2; i++ {
+			time.Sleep(10 * time.Millisecond)
+			after = countFds()
+		}
+		// -2: the pipe was counted before and is closed now.
+		if after > fdsBefore-2 {
+			fmt.Fprintf(os.Stderr, "leaked fds: %d open before, %d after\n", fdsBefore-2, after)
+			listFds()
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func countFds() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents) - 1 // ReadDir's own descriptor
+}
+
+func listFds() {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fmt.Fprintln(os.Stderr, " ", e.Name(), target)
+	}
+}
+
+// drivers runs f once per backend, as subtests "uring" and "epoll".
+func drivers(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {
+	t.Run("uring", func(t *testing.T) {
+		if uringP == nil {
+			t.Skipf("io_uring unavailable: %v", uringErr)
+		}
+		f(t, uringP)
+	})
+	t.Run("epoll", func(t *testing.T) { f(t, epollP) })
+}
+
+// listen opens a listener for network on a free address.
+func testListen(t testing.TB, p *proactor.Proactor, network string) *Listener {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	lc := ListenConfig{Proactor: p}
+	ln, err := lc.Listen(context.Background(), network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln.(*Listener)
+}
+
+// pair returns both ends of one connection, both ringo Conns.
+func pair(t testing.TB, p *proactor.Proactor, network string) (dialed, accepted *Conn) {
+	t.Helper()
+	ln := testListen(t, p, network)
+	defer ln.Close()
+	c1, c2, err := pairOn(ln, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c1, c2
+}
+
+func pairOn(ln *Listener, p *proactor.Proactor) (dialed, accepted *Conn, err error) {
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- res{c, err}
+	}()
+	d := Dialer{Proactor: p}
+	c1, err := d.DialContext(context.Background(), ln.Addr().Network(), ln.Addr().String())
+	r := <-ch
+	if err != nil || r.err != nil {
+		if c1 != nil {
+			c1.Close()
+		}
+		if r.c != nil {
+			r.c.Close()
+		}
+		return nil, nil, fmt.Errorf("dial: %v, accept: %v", err, r.err)
+	}
+	return c1.(*Conn), r.c.(*Conn), nil
+}
