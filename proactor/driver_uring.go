@@ -3,6 +3,7 @@ package proactor
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,9 +31,13 @@ type uringDriver struct {
 
 	// Wake-ups: an eventfd. WaitEnter keeps a READ of it armed in the
 	// ring; WaitNetpoll registers it with the ring and parks on it.
-	efd       int
-	efile     *os.File // WaitNetpoll: the eventfd in Go's netpoller
-	wakeBuf   *[8]byte // heap memory the armed READ writes into
+	efd     int
+	efile   *os.File // WaitNetpoll: the eventfd in Go's netpoller
+	wakeBuf *[8]byte // heap memory the armed READ writes into
+	// woken is set by wake before it writes efd. WaitNetpoll resets efd
+	// by reading it, which can swallow a wake's write; woken is how the
+	// loop still notices that wake.
+	woken     atomic.Bool
 	wakeArmed bool
 
 	// Per-op fallback: ops the ring lacks run on an epoll reactor whose fd
@@ -209,6 +214,7 @@ func (d *uringDriver) cancelFd(fd int) bool {
 }
 
 func (d *uringDriver) wake() {
+	d.woken.Store(true)
 	var one = [8]byte{1}
 	// A full counter (EAGAIN) already means "wake up".
 	unix.Write(d.efd, one[:])
@@ -272,9 +278,11 @@ func (d *uringDriver) netpollWait(timeout time.Duration) error {
 	}
 	// Reset the eventfd, then look again: a CQE posted before the reset
 	// is in the CQ now, one posted after it signals the eventfd again.
+	// The same goes for wakes, through woken: a wake whose write the
+	// reset swallowed had set woken before it wrote.
 	var v [8]byte
 	unix.Read(d.efd, v[:])
-	if d.r.CQReady() > 0 {
+	if d.r.CQReady() > 0 || d.woken.Swap(false) {
 		return nil
 	}
 	rc, err := d.efile.SyscallConn()
