@@ -1,0 +1,64 @@
+// Package proactor is ringo's engine: it submits operations to the kernel
+// and runs each completion's handler, on io_uring or, where io_uring is
+// missing or forbidden, on the epoll reactor of package compat, with the
+// same results either way.
+//
+// proactor owns:
+//
+//   - Ops (ops_net.go, ops_file.go): values that can run on either driver.
+//     Each prepares its SQE for io_uring and, for the epoll driver, names
+//     the readiness it needs and performs its non-blocking syscall. A
+//     Handler gets (res, flags) with io_uring's meaning: res >= 0 is the
+//     result, res < 0 is -errno.
+//   - Loops: one per shard (Options.Loops, default one per usable CPU).
+//     A loop is the only submitter to its ring, and owns its op slab, its
+//     timers and its receive buffers. Any goroutine submits through a
+//     multi-producer queue (Submit, Do, Post); the loop drains the queue,
+//     so under load many SQEs go to the kernel in one io_uring_enter.
+//     Handlers, Post functions and timers run on the loop goroutine.
+//   - user_data: a slab index and a 30-bit generation (slab.go). A CQE
+//     whose generation does not match its slot is counted (Metrics.Stale)
+//     and dropped, never delivered to the op that reuses the slot.
+//   - The driver contract (driver.go) and both drivers.
+//   - Backend choice (backend.go): Auto takes io_uring when a ring can be
+//     set up and has what the runtime needs (ASYNC_CANCEL and
+//     FEAT_NODROP, 5.5), otherwise epoll, and says why (Reason,
+//     ReasonCode). On a ring that lacks an op (5.1 to 5.18, or a release
+//     simulated with RINGO_KERNEL / Options.Kernel), that op runs through
+//     the epoll path inside the io_uring driver, transparently.
+//
+// # Waiting
+//
+// How an idle loop waits is Options.Wait (see WaitMode for the numbers):
+// by default the loop goroutine parks in Go's netpoller on an eventfd that
+// the ring signals per CQE, so no OS thread is held and a wake-up costs a
+// goroutine wake-up. WaitEnter instead blocks a locked thread in
+// io_uring_enter, which measured 7-10x slower for request/response work
+// here, because the blocked thread keeps its P until sysmon retakes it.
+//
+// # Setup flags
+//
+// Chosen by measurement on the target machine, not by reputation:
+// COOP_TASKRUN and TASKRUN_FLAG with SINGLE_ISSUER in WaitEnter mode (one
+// thread submits); none of them in WaitNetpoll mode, where the loop
+// goroutine may run on any thread, so task work must be allowed to
+// interrupt the thread that submitted. DEFER_TASKRUN is not used: it
+// requires the submitting thread to reap, which WaitNetpoll cannot promise,
+// and a C echo here gained nothing from it (bench/c, docs/BENCHMARKS.md).
+//
+// # Buffers and cancellation
+//
+// An op's buffers belong to the kernel from submission until the op's
+// final completion (for multishot ops, the CQE without CQEFMore; for a
+// zero-copy send, its notification). Cancelling (CancelInLoop, a Do
+// context, a deadline) only asks: the op still completes, with -ECANCELED
+// or with its real result if it won the race. Close(2) does not cancel
+// io_uring requests, so close a descriptor only after CancelFdInLoop and
+// the final completions (package net does this).
+//
+// # Not covered
+//
+// Provided buffers on kernels 5.7 to 5.18 (IORING_OP_PROVIDE_BUFFERS, before
+// buffer rings): RecvBuffers runs through the epoll path there, with the
+// same results. SQPOLL is available in package ring but not used by loops.
+package proactor
