@@ -17,7 +17,10 @@ import (
 //
 // Submission: Submit hands the whole batch to one loop in one step; on
 // io_uring every op that does not wait for another becomes an SQE in the
-// same loop turn, so the lot costs one io_uring_enter.
+// same loop turn, so the lot costs one io_uring_enter. A read that waits
+// for nothing is first tried from the page cache by Submit itself
+// (preadv2 with RWF_NOWAIT, as File.ReadAt), so a cached read never
+// becomes an SQE.
 //
 // Ordering: After(op, deps...) makes op start only after each of deps has
 // completed. This is all the ordering a Batch gives, and it is exact:
@@ -33,9 +36,18 @@ import (
 //     and complete in any order; nothing is ordered against other batches
 //     or other callers' operations on the same file; a partially completed
 //     read or write is continued by further requests, which are not atomic
-//     with respect to anyone else. No IOSQE_IO_LINK or IOSQE_IO_DRAIN is
-//     used: a dependent op costs one more loop turn (one more enter), and
-//     does not stall unrelated ops the way DRAIN would.
+//     with respect to anyone else.
+//   - the same on both drivers: on io_uring and on epoll the dependent op
+//     is sequenced by the loop, not linked in the kernel. A dependent op
+//     costs one more loop turn (one more io_uring_enter) and stalls
+//     nothing else. IOSQE_IO_LINK was not used because it cannot keep
+//     this contract: a linked write that completes short breaks the
+//     chain and the fsync behind it fails with ECANCELED instead of
+//     waiting for the rest of the write; proactor's driver may submit
+//     in the middle of a chain when the SQ fills, which ends the chain
+//     there; and an op the ring lacks (per-op fallback) runs on the
+//     epoll path, outside any chain. IOSQE_IO_DRAIN would stall
+//     unrelated ops on the ring.
 //
 // A Batch is used by one goroutine at a time. Reset makes it reusable,
 // keeping its memory, so a steady stream of batches allocates nothing.
@@ -247,6 +259,9 @@ func (b *Batch) Submit() error {
 		if o.err == nil {
 			if o.f.acquire() {
 				o.held = true
+				if o.kind == bRead && o.ndeps == 0 {
+					b.readInline(o)
+				}
 			} else {
 				o.err = o.f.pathErr(o.name(), ErrClosed)
 			}
@@ -264,6 +279,37 @@ func (b *Batch) Submit() error {
 		b.start()
 	}
 	return nil
+}
+
+// readInline serves what it can of a read that waits for no other op from
+// the page cache, on the caller's goroutine, as File.ReadAt does: the loop
+// then only hands over the result (launch sees the buffer full) or reads
+// the rest through the ring. On tmpfs this is the difference between a
+// syscall and a trip through io-wq, which tmpfs reads take on io_uring
+// because tmpfs refuses RWF_NOWAIT.
+func (b *Batch) readInline(o *batchOp) {
+	f := o.f
+	if f.noInline.Load() || f.stream || len(o.buf) == 0 {
+		return
+	}
+	var flags uintptr = unix.RWF_NOWAIT
+	if f.memory {
+		flags = 0
+	}
+	m, e := preadv2Nowait(f.fd, o.buf, o.off, flags)
+	switch e {
+	case 0:
+		if m == 0 {
+			o.err = io.EOF // launch reports it without a ring trip
+			return
+		}
+		o.done = m
+	case unix.EAGAIN:
+	case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
+		f.noInline.Store(true) // see File.pread
+	default:
+		o.err = f.pathErr(o.name(), e)
+	}
 }
 
 // start runs on the loop goroutine: it starts the ops that wait for none;

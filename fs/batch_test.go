@@ -31,6 +31,7 @@ func TestBatch(t *testing.T) {
 		}
 		eof := make([]byte, 100)
 		ie := b.ReadAt(eof, 1<<16-10)
+		past := b.ReadAt(make([]byte, 10), 1<<17)
 		require.NoError(t, b.Submit())
 		seen := map[int]bool{}
 		for {
@@ -40,7 +41,7 @@ func TestBatch(t *testing.T) {
 			}
 			seen[r.Index] = true
 		}
-		require.Len(t, seen, 17)
+		require.Len(t, seen, 18)
 		res, err := b.Wait()
 		assert.Equal(t, io.EOF, err)
 		for i := range bufs {
@@ -49,6 +50,8 @@ func TestBatch(t *testing.T) {
 		}
 		assert.Equal(t, 10, res[ie].N)
 		assert.Equal(t, io.EOF, res[ie].Err)
+		assert.Equal(t, 0, res[past].N)
+		assert.Equal(t, io.EOF, res[past].Err, "a read past the end is io.EOF with 0 bytes")
 
 		// Reuse, and ordering: each read waits for the write of the same
 		// range, so it must see the new bytes; the fsync waits for all

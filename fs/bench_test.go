@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -92,11 +94,18 @@ func BenchmarkReadAtCached(b *testing.B) {
 	})
 }
 
-// BenchmarkRandRead4K: 4 KiB random reads of a 256 MiB file at queue depth
-// 1, 32 and 128: O_DIRECT on /var/tmp (the disk) and buffered on /dev/shm;
-// fs with QD goroutines, fs with batches of QD, os.File with QD goroutines.
+// randReadSize is issue 6's file size for the random-read benchmarks: 1
+// GiB, so that O_DIRECT reads spread over the device rather than a few
+// tracks, and the buffered file is larger than any CPU cache.
+const randReadSize = 1 << 30
+
+// BenchmarkRandRead4K: 4 KiB random reads of a 1 GiB file at queue depth 1,
+// 32 and 128: O_DIRECT on /var/tmp (the disk; /tmp may be tmpfs elsewhere)
+// and buffered on /dev/shm (tmpfs); fs with QD goroutines, fs with batches
+// of QD, os.File with QD goroutines. The names are stable: bench/ calls
+// them (docs/BENCHMARKS.md). fio at the same settings is the peer.
 func BenchmarkRandRead4K(b *testing.B) {
-	const size = 256 << 20
+	const size = randReadSize
 	for _, place := range []struct {
 		name, dir string
 		flag      int
@@ -111,10 +120,7 @@ func BenchmarkRandRead4K(b *testing.B) {
 						b.Skip(err)
 					}
 					defer f.Close()
-					goroutines(b, qd, f.ReadAt, func() ([]byte, func()) {
-						buf, _ := AlignedBuffer(4096)
-						return buf, func() { Free(buf) }
-					})
+					goroutines(b, qd, size, f.ReadAt, alignedPage)
 				})
 				b.Run(fmt.Sprintf("%s/qd%d/%s/batch", place.name, qd, d.name), func(b *testing.B) {
 					p := benchProactor(b, d)
@@ -152,18 +158,23 @@ func BenchmarkRandRead4K(b *testing.B) {
 					b.Skip(err)
 				}
 				defer f.Close()
-				goroutines(b, qd, f.ReadAt, func() ([]byte, func()) {
-					buf, _ := AlignedBuffer(4096)
-					return buf, func() { Free(buf) }
-				})
+				goroutines(b, qd, size, f.ReadAt, alignedPage)
 			})
 		}
 	}
 }
 
-// goroutines runs b.N reads of 4 KiB from qd goroutines and reports IOPS.
-func goroutines(b *testing.B, qd int, readAt func([]byte, int64) (int, error), alloc func() ([]byte, func())) {
-	const size = 256 << 20
+func alignedPage() ([]byte, func()) {
+	buf, err := AlignedBuffer(4096)
+	if err != nil {
+		panic(err)
+	}
+	return buf, func() { Free(buf) }
+}
+
+// goroutines runs b.N reads of 4 KiB at random aligned offsets of a file of
+// size bytes from qd goroutines and reports IOPS.
+func goroutines(b *testing.B, qd int, size int64, readAt func([]byte, int64) (int, error), alloc func() ([]byte, func())) {
 	var left atomic.Int64
 	left.Store(int64(b.N))
 	var wg sync.WaitGroup
@@ -176,7 +187,7 @@ func goroutines(b *testing.B, qd int, readAt func([]byte, int64) (int, error), a
 			defer free()
 			rng := rand.New(rand.NewPCG(uint64(g), 4))
 			for left.Add(-1) >= 0 {
-				if _, err := readAt(buf, int64(rng.IntN(size/4096))*4096); err != nil {
+				if _, err := readAt(buf, rng.Int64N(size/4096)*4096); err != nil {
 					b.Error(err)
 					return
 				}
@@ -188,7 +199,9 @@ func goroutines(b *testing.B, qd int, readAt func([]byte, int64) (int, error), a
 }
 
 // BenchmarkSendFile: one file per op over loopback TCP, drained by a
-// reader goroutine, by method and size.
+// reader goroutine, by size, driver and method: sendfile (inline first, the
+// default), sendfile-loop (every chunk through the loop), splice, and raw
+// sendfile(2) without ringo as the floor.
 func BenchmarkSendFile(b *testing.B) {
 	for _, size := range []int64{1 << 10, 16 << 10, 64 << 10, 1 << 20} {
 		path := benchFile(b, "/dev/shm", size)
@@ -214,5 +227,153 @@ func BenchmarkSendFile(b *testing.B) {
 				})
 			}
 		}
+		// sendfile-loop: SendFile on a NoInline file, so every chunk
+		// takes the loop's Sendfile op: what the inline attempt saves.
+		for _, d := range drivers {
+			b.Run(fmt.Sprintf("%dK/%s/sendfile-loop", size>>10, d.name), func(b *testing.B) {
+				p := benchProactor(b, d)
+				f, err := OpenFileOptions(path, os.O_RDONLY, 0, OpenOptions{Proactor: p, NoInline: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				sock, c := tcpPair(b, 0)
+				go io.Copy(io.Discard, c)
+				ctx := context.Background()
+				b.SetBytes(size)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := SendFile(ctx, nil, sock, f, 0, size); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+		// raw: sendfile(2) called directly on the benchmark goroutine,
+		// poll(2) when the socket is full: the floor SendFile is held to.
+		b.Run(fmt.Sprintf("%dK/raw", size>>10), func(b *testing.B) {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			sock, c := tcpPair(b, 0)
+			go io.Copy(io.Discard, c)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := rawSendfile(sock, int(f.Fd()), size); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func rawSendfile(sock, fd int, size int64) error {
+	var off int64
+	for off < size {
+		_, err := unix.Sendfile(sock, fd, &off, int(size-off))
+		if err == unix.EAGAIN {
+			pfd := []unix.PollFd{{Fd: int32(sock), Events: unix.POLLOUT}}
+			if _, err := unix.Poll(pfd, -1); err != nil && err != unix.EINTR {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchmarkSeq1M: sequential 1 MiB transfers over a 256 MiB file on
+// /var/tmp (the disk), one at a time: write is buffered WriteAt with an
+// fsync after every 16 writes (fio --rw=write --bs=1M --fsync=16), read is
+// O_DIRECT ReadAt (fio --rw=read --bs=1M --direct=1). fs on each driver
+// against os.File.
+func BenchmarkSeq1M(b *testing.B) {
+	const size, chunk, syncEvery = 256 << 20, 1 << 20, 16
+	dir := "/var/tmp"
+	type file interface {
+		ReadAt([]byte, int64) (int, error)
+		WriteAt([]byte, int64) (int, error)
+		Sync() error
+		Close() error
+	}
+	opens := []struct {
+		name string
+		open func(b *testing.B, path string, flag int) file
+	}{}
+	for _, d := range drivers {
+		opens = append(opens, struct {
+			name string
+			open func(b *testing.B, path string, flag int) file
+		}{d.name, func(b *testing.B, path string, flag int) file {
+			f, err := OpenFileOptions(path, flag, 0o600, opts(benchProactor(b, d)))
+			if err != nil {
+				b.Skip(err)
+			}
+			return f
+		}})
+	}
+	opens = append(opens, struct {
+		name string
+		open func(b *testing.B, path string, flag int) file
+	}{"os", func(b *testing.B, path string, flag int) file {
+		f, err := os.OpenFile(path, flag, 0o600)
+		if err != nil {
+			b.Skip(err)
+		}
+		return f
+	}})
+	buf, err := AlignedBuffer(chunk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer Free(buf)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	for _, o := range opens {
+		b.Run("write/"+o.name, func(b *testing.B) {
+			path := filepath.Join(dir, "ringo-fs-bench-seqw")
+			defer os.Remove(path)
+			f := o.open(b, path, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+			defer f.Close()
+			b.SetBytes(chunk)
+			var off int64
+			n := 0
+			for b.Loop() {
+				if _, err := f.WriteAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+				off = (off + chunk) % size
+				if n++; n%syncEvery == 0 {
+					if err := f.Sync(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	path := benchFile(b, dir, size)
+	for _, o := range opens {
+		b.Run("read/"+o.name, func(b *testing.B) {
+			f := o.open(b, path, os.O_RDONLY|O_DIRECT)
+			defer f.Close()
+			b.SetBytes(chunk)
+			var off int64
+			for b.Loop() {
+				if _, err := f.ReadAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+				off = (off + chunk) % size
+			}
+		})
 	}
 }

@@ -33,4 +33,12 @@
 // a full socket is re-armed rather than returned as -EAGAIN); and a
 // per-loop close hook, so the SendFile pipe pool can be released with its
 // loop instead of by ReleasePipes or a GC cleanup.
+//
+// What fs cannot do until proactor exposes it: registered (fixed) buffers
+// and files for the O_DIRECT hot path. The registration must run on the
+// loop's ring (io_uring_register on its fd), which proactor keeps to
+// itself; fs would need Loop.RegisterBuffers/RegisterFiles (loop
+// goroutine, with the epoll driver answering "not supported") and
+// READ_FIXED/WRITE_FIXED ops carrying a buffer index, with the fixed-file
+// SQE flag, plus a per-op fallback to plain READ/WRITE.
 package fs

@@ -51,10 +51,10 @@ type OpenOptions struct {
 	// Loop, if set, is the loop (of Proactor) the file's operations use;
 	// by default the Proactor's loops are taken in turn.
 	Loop *proactor.Loop
-	// NoInline turns off the inline page-cache attempt (preadv2 with
-	// RWF_NOWAIT) so that every read goes through the proactor: for
-	// measurement, or when the calling goroutine must never do file I/O
-	// itself.
+	// NoInline turns off the inline attempts (preadv2 with RWF_NOWAIT
+	// for reads, sendfile(2) for SendFile) so that every read and
+	// transfer goes through the proactor: for measurement, or when the
+	// calling goroutine must never do file I/O itself.
 	NoInline bool
 }
 
@@ -75,6 +75,9 @@ type File struct {
 	// noInline is set once, at open or when preadv2(RWF_NOWAIT) answers
 	// EOPNOTSUPP/ENOSYS/EINVAL for this file, and never cleared.
 	noInline atomic.Bool
+	// userNoInline is OpenOptions.NoInline: no file I/O on the calling
+	// goroutine at all (reads, and SendFile's sendfile(2)). Immutable.
+	userNoInline bool
 	// memory: the file lives in RAM (tmpfs, ramfs), where a read never
 	// waits for a device, so the inline attempt is a plain pread (tmpfs
 	// answers RWF_NOWAIT with EOPNOTSUPP on 6.18). Immutable after open.
@@ -180,7 +183,7 @@ func resolve(opts OpenOptions) (*proactor.Proactor, *proactor.Loop, error) {
 }
 
 func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor.Loop, noInline bool) *File {
-	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{})}
+	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{}), userNoInline: noInline}
 	f.direct = flag&unix.O_DIRECT != 0
 	f.append = flag&unix.O_APPEND != 0
 	var st unix.Stat_t

@@ -2,49 +2,20 @@ package fs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
+	"github.com/ringo-io/ringo/internal/leakcheck"
 	"github.com/ringo-io/ringo/proactor"
 )
 
 // TestMain fails the run if any test leaves a goroutine or a descriptor
 // behind, on either driver.
-func TestMain(m *testing.M) {
-	// Start Go's netpoller first: its epoll fd and eventfd live for the
-	// whole process and are not ours.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	before := countFds()
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-		if after := countFds(); after > before {
-			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", after-before)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m, nil, nil) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -67,8 +38,18 @@ var kernels = []driverCase{
 	{"auto-5.4", proactor.Options{Backend: proactor.Auto, Loops: 1, Kernel: "5.4"}},
 }
 
+// eachDriver runs f on both drivers and on the simulated kernels: the
+// kernel matrix of issue 6. simulated tells f whether p is one of the
+// latter, for tests that shorten their work there.
 func eachDriver(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {
 	run(t, drivers, f)
+	run(t, kernels, f)
+}
+
+// simulated reports whether p runs as an older kernel (Options.Kernel).
+func simulated(p *proactor.Proactor) bool {
+	k := p.Kernel()
+	return k != "" && k != "native"
 }
 
 func run(t *testing.T, cases []driverCase, f func(t *testing.T, p *proactor.Proactor)) {

@@ -19,9 +19,10 @@ type SendMethod int
 const (
 	// SendAuto is DefaultSendMethod.
 	SendAuto SendMethod = iota
-	// SendSyscall uses sendfile(2) as a non-blocking op on the loop:
-	// inline while the socket has room, on writability otherwise (both
-	// drivers; io_uring has no sendfile opcode).
+	// SendSyscall uses non-blocking sendfile(2): on the calling
+	// goroutine while the socket has room, then as an op on the loop,
+	// which waits for writability (both drivers; io_uring has no
+	// sendfile opcode). See sendSyscall.
 	SendSyscall
 	// SendSplice uses two splices through a pooled pipe, sequenced:
 	// file→pipe as IORING_OP_SPLICE (on epoll: splice(2) on a worker),
@@ -77,7 +78,7 @@ func SendFile(ctx context.Context, loop *proactor.Loop, sock int, f *File, off, 
 	if loop == nil {
 		loop = f.loop
 	}
-	return sendFile(ctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n)
+	return sendFile(ctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
 }
 
 // SendFileFd is SendFile for a descriptor fs does not own (nil loop: the
@@ -95,12 +96,12 @@ func SendFileMethod(ctx context.Context, m SendMethod, loop *proactor.Loop, sock
 		}
 		loop = p.Next()
 	}
-	return sendFile(ctx, m, loop, sock, fd, fdName(fd), off, n)
+	return sendFile(ctx, m, loop, sock, fd, fdName(fd), off, n, true)
 }
 
 func fdName(fd int) string { return fmt.Sprintf("fd %d", fd) }
 
-func sendFile(ctx context.Context, m SendMethod, loop *proactor.Loop, sock, fd int, name string, off, n int64) (int64, error) {
+func sendFile(ctx context.Context, m SendMethod, loop *proactor.Loop, sock, fd int, name string, off, n int64, inline bool) (int64, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -130,7 +131,7 @@ func sendFile(ctx context.Context, m SendMethod, loop *proactor.Loop, sock, fd i
 		// No pipe to be had (the loop's pool is at its bound): sendfile
 		// needs none.
 	}
-	return sendSyscall(ctx, loop, sock, fd, name, off, n)
+	return sendSyscall(ctx, loop, sock, fd, name, off, n, inline)
 }
 
 // doOn runs op on loop with ctx's deadline and cancel; res < 0 is returned

@@ -76,6 +76,25 @@ func TestSendFile(t *testing.T) {
 			})
 		}
 
+		// Through a File opened with NoInline: every chunk goes through
+		// the loop, never sendfile(2) on this goroutine.
+		g, err := OpenFileOptions(path, os.O_RDONLY, 0, OpenOptions{Proactor: p, NoInline: true})
+		require.NoError(t, err)
+		defer g.Close()
+		{
+			sock, c := tcpPair(t, 0)
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(c)
+				got <- b
+			}()
+			n, err := SendFile(context.Background(), nil, sock, g, 11, 300_000)
+			require.NoError(t, err)
+			require.Equal(t, int64(300_000), n)
+			unix.Shutdown(sock, unix.SHUT_WR)
+			require.True(t, bytes.Equal(data[11:300_011], <-got))
+		}
+
 		// Through the File, and bad input.
 		sock, c := tcpPair(t, 0)
 		go io.Copy(io.Discard, c)

@@ -1,0 +1,58 @@
+// Package leakcheck is the TestMain every ringo package shares: it fails a
+// test binary whose tests leave a goroutine or a file descriptor behind,
+// so that "Close releases everything" is checked on every driver by every
+// package's whole suite, not by hand in a few tests.
+package leakcheck
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Main runs m and exits: with m's code, or 1 if the tests passed but left
+// goroutines or descriptors behind. setup, if not nil, runs after the
+// descriptors are first counted, and teardown after m.Run, before they are
+// counted again: for objects a package's tests share, such as one proactor
+// per driver, which teardown must release.
+func Main(m *testing.M, setup func() error, teardown func()) {
+	// Start Go's netpoller first: its epoll fd and eventfd live for the
+	// whole process and are not the tests'.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	before := CountFds()
+	if setup != nil {
+		if err := setup(); err != nil {
+			fmt.Fprintln(os.Stderr, "test setup:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if teardown != nil {
+		teardown()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
+			code = 1
+		}
+		if after := CountFds(); after > before {
+			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", after-before)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// CountFds returns how many descriptors the process has open.
+func CountFds() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
