@@ -101,7 +101,7 @@ func TestFixedReportIsConsistent(t *testing.T) {
 	if rep.Verdict != verdictGaps || !rep.Available || rep.Reason != "ok" {
 		t.Errorf("fixture verdict %q available %v reason %q", rep.Verdict, rep.Available, rep.Reason)
 	}
-	if rep.Ringo.Buffers != "provide-buffers" || rep.Ringo.MultishotAccept {
+	if rep.Ringo.Buffers != "loop-selected" || rep.Ringo.MultishotAccept {
 		t.Errorf("fixture ringo %+v", rep.Ringo)
 	}
 }

@@ -76,3 +76,20 @@ func TestSchemaFlagPrintsEmbeddedSchema(t *testing.T) {
 		t.Fatalf("-schema: exit %d, output differs from schema.json", code)
 	}
 }
+
+// TestColourOnlyOnTerminal: a buffer is never a terminal, and NO_COLOR
+// turns colour off even for stdout.
+func TestColourOnlyOnTerminal(t *testing.T) {
+	if useColour(&bytes.Buffer{}) {
+		t.Error("colour for a buffer")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if useColour(os.Stdout) {
+		t.Error("colour with NO_COLOR set")
+	}
+	var out, errb bytes.Buffer
+	run([]string{"-kernel", "5.10"}, &out, &errb)
+	if bytes.Contains(out.Bytes(), []byte("\x1b[")) {
+		t.Error("escape codes in the table written to a buffer")
+	}
+}

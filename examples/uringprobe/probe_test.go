@@ -136,8 +136,8 @@ func TestKernel510HasGaps(t *testing.T) {
 			t.Errorf("ringo op %s path %q disagrees with fallback_ops", op.Name, op.Path)
 		}
 	}
-	if rep.Ringo.MultishotAccept || rep.Ringo.MultishotRecv || rep.Ringo.Buffers != "provide-buffers" {
-		t.Errorf("5.10: multishot accept %v recv %v buffers %q; want off, off, provide-buffers",
+	if rep.Ringo.MultishotAccept || rep.Ringo.MultishotRecv || rep.Ringo.Buffers != "loop-selected" {
+		t.Errorf("5.10: multishot accept %v recv %v buffers %q; want off, off, loop-selected",
 			rep.Ringo.MultishotAccept, rep.Ringo.MultishotRecv, rep.Ringo.Buffers)
 	}
 	if rep.SetupFlags.Method != "trial" {
@@ -239,5 +239,69 @@ func TestRingChildMatchesInProcess(t *testing.T) {
 			child.Backend != local.Backend || child.BackendCode != local.BackendCode || len(child.Regs) != len(local.Regs) {
 			t.Errorf("%s: child %+v\nlocal %+v", k, child, local)
 		}
+	}
+}
+
+// TestBackendEnvEpoll: RINGO_BACKEND=epoll is honoured as ringo honours it,
+// with its own reason code, and the verdict follows the backend.
+func TestBackendEnvEpoll(t *testing.T) {
+	if _, ok := seccomptest.Installed(); ok {
+		t.Skip("filtered child")
+	}
+	t.Setenv("RINGO_BACKEND", "epoll")
+	rep, raw, code := runJSON(t)
+	if code != exitUnavailable || rep.Backend != "epoll" || rep.Reason != "disabled-by-env" || rep.Available {
+		t.Errorf("exit %d backend %q reason %q available %v, want 2 epoll disabled-by-env false", code, rep.Backend, rep.Reason, rep.Available)
+	}
+	if rep.Knobs.Backend != "epoll" {
+		t.Errorf("knobs.RINGO_BACKEND %q", rep.Knobs.Backend)
+	}
+	for _, op := range rep.Ringo.Ops {
+		if op.Path != "epoll" {
+			t.Errorf("op %s path %q with the epoll backend", op.Name, op.Path)
+		}
+	}
+	if err := validate(t, raw); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestNativeRingoDecisions checks "what ringo will do" on this host against
+// the ring itself: a buffer ring is reported exactly when the kernel
+// registers one (and only proactor's loop is asked), multishot recv rides
+// on it from 6.0, and no flag proactor asks for is reported missing when
+// the kernel accepts it.
+func TestNativeRingoDecisions(t *testing.T) {
+	if _, ok := seccomptest.Installed(); ok {
+		t.Skip("filtered child")
+	}
+	skipWithoutURing(t)
+	rep, _, _ := runJSON(t, "-kernel", "native")
+	r, err := ring.New(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	br, err := r.RegisterBufRing(8, 7)
+	canBufRing := err == nil
+	if canBufRing {
+		br.Unregister()
+	}
+	if want := map[bool]string{true: "buf-ring", false: "loop-selected"}[canBufRing]; rep.Ringo.Buffers != want {
+		t.Errorf("buffers %q, ring can register a buffer ring: %v", rep.Ringo.Buffers, canBufRing)
+	}
+	k := rep.Kernel
+	if want := canBufRing && (ring.Release{Major: k.Major, Minor: k.Minor}).Has(ring.Release{Major: 6}); rep.Ringo.MultishotRecv != want {
+		t.Errorf("multishot recv %v, want %v", rep.Ringo.MultishotRecv, want)
+	}
+	for _, f := range rep.Ringo.MissingFlags {
+		for _, e := range rep.SetupFlags.List {
+			if e.Name == f && e.Supported {
+				t.Errorf("setup flag %s reported missing but accepted", f)
+			}
+		}
+	}
+	if rep.Ringo.Sendfile != sendfileMethod() {
+		t.Errorf("sendfile %q, fs uses %q", rep.Ringo.Sendfile, sendfileMethod())
 	}
 }

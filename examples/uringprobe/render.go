@@ -142,9 +142,9 @@ func render(w io.Writer, rep Report, colour bool) {
 		row("  backend", "epoll reactor for every op; nothing below uses io_uring")
 	}
 	row("  multishot accept", onOff(p, rg.MultishotAccept, "one ACCEPT per connection (5.19+ for multishot)"))
-	row("  multishot recv", onOff(p, rg.MultishotRecv, "one RECV per read (6.0+ with provided buffers)"))
+	row("  multishot recv", onOff(p, rg.MultishotRecv, "re-armed after each receive (6.0+ with a buffer ring)"))
 	row("  receive buffers", buffersText(rg.Buffers))
-	row("  sendfile", rg.Sendfile+sendfilePath(rep.Backend))
+	row("  sendfile", rg.Sendfile+sendfilePath(rg.Sendfile, rep.Backend))
 	row("  deadlines", deadlinesText(rg.Deadlines))
 	fb := "none"
 	if rep.Backend != "uring" {
@@ -179,12 +179,19 @@ func buffersText(b string) string {
 		return "provided buffer ring (REGISTER_PBUF_RING, 5.19)"
 	case "provide-buffers":
 		return "PROVIDE_BUFFERS (5.7)"
+	case "loop-selected":
+		return "loop-selected pool buffers, buffered receives on the epoll path"
 	}
 	return "plain buffers, one per op"
 }
 
-func sendfilePath(backend string) string {
-	if backend == "uring" {
+func sendfilePath(method, backend string) string {
+	switch {
+	case method == "splice" && backend == "uring":
+		return " (file to pipe as SPLICE on the ring, pipe to socket on writability)"
+	case method == "splice":
+		return " (two splice(2) through a pooled pipe)"
+	case backend == "uring":
 		return " (no io_uring opcode: runs on the per-op epoll path)"
 	}
 	return " when the socket is writable"

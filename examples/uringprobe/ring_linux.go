@@ -39,6 +39,9 @@ type RingFacts struct {
 	BackendCode string `json:"backend_code"`
 	BackendWhy  string `json:"backend_why"`
 	BackendErr  string `json:"backend_err"`
+	// BufferRing says whether proactor's loop set its receive buffers up
+	// as a provided buffer ring (read from the loop itself, see choose).
+	BufferRing bool `json:"buffer_ring"`
 }
 
 // effectiveRelease is the release ringo's decisions are drawn from: the
@@ -174,6 +177,32 @@ func (f *RingFacts) choose(kernel string) {
 	f.Backend = p.Backend().String()
 	f.BackendCode = p.ReasonCode()
 	f.BackendWhy = p.Reason()
+	f.BufferRing = loopUsesBufRing(p.Loop(0))
+}
+
+// loopUsesBufRing asks the loop for its receive buffers, as net would, and
+// reads from the RecvBuffers op which way the loop took: a buffered receive
+// that names IORING_OP_RECV runs on a provided buffer ring; any other
+// opcode is the loop choosing buffers itself on the epoll path. This is
+// proactor's own decision (driver_uring.go bufRing), not a copy of it.
+func loopUsesBufRing(l *proactor.Loop) bool {
+	type answer struct {
+		ok  bool
+		err error
+	}
+	ch := make(chan answer, 1)
+	if err := l.Post(func() {
+		b, err := l.Buffers()
+		if err != nil {
+			ch <- answer{err: err}
+			return
+		}
+		ch <- answer{ok: (&proactor.RecvBuffers{Bufs: b}).Opcode() == ring.OpRecv}
+	}); err != nil {
+		return false
+	}
+	a := <-ch
+	return a.err == nil && a.ok
 }
 
 // The raw query call: IORING_REGISTER_QUERY (35) with fd -1 and a chain of

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ringo-io/ringo/fs"
+	"github.com/ringo-io/ringo/proactor"
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -13,30 +15,46 @@ var usedOps = []ring.Op{
 	ring.OpSendZC, ring.OpRead, ring.OpWrite, ring.OpReadv, ring.OpWritev,
 	ring.OpFsync, ring.OpOpenat, ring.OpOpenat2, ring.OpClose, ring.OpStatx,
 	ring.OpFallocate, ring.OpSplice, ring.OpShutdown, ring.OpPollAdd,
-	ring.OpAsyncCancel, ring.OpLinkTimeout, ring.OpFtruncate,
+	ring.OpAsyncCancel, ring.OpLinkTimeout, ring.OpTimeout, ring.OpFtruncate,
+	ring.OpFadvise,
 }
 
 // usedSetupFlags are the optional setup flags proactor's io_uring driver
-// asks for with its default WaitEnter mode (newUringDriver): a kernel that
-// lacks one still works, with the retry ladder in ring.New dropping it.
-var usedSetupFlags = []uint32{
-	ring.SetupCQSize, ring.SetupClamp, ring.SetupCoopTaskrun,
-	ring.SetupTaskrunFlag, ring.SetupSingleIssuer,
+// asks for (newUringDriver) in the wait mode a zero proactor.Options gets:
+// a kernel that lacks one still works, with the retry ladder in ring.New
+// dropping it. WaitNetpoll (the default) asks only for CQSIZE and CLAMP;
+// WaitEnter adds the single-submitter flags, which need the loop's locked
+// thread.
+func usedSetupFlags() []uint32 {
+	flags := []uint32{ring.SetupCQSize, ring.SetupClamp}
+	if (proactor.Options{}).Wait == proactor.WaitEnter {
+		flags = append(flags, ring.SetupCoopTaskrun, ring.SetupTaskrunFlag, ring.SetupSingleIssuer)
+	}
+	return flags
 }
 
-// Releases that gate what ringo does beyond the opcode probe.
+// Releases that gate what ringo does beyond the opcode probe, as
+// proactor gates them (proactor exports no accessor for these yet).
 var (
 	multishotAcceptSince = ring.Release{Major: 5, Minor: 19} // IORING_ACCEPT_MULTISHOT
-	multishotRecvSince   = ring.Release{Major: 6, Minor: 0}  // IORING_RECV_MULTISHOT
-	bufRingSince         = ring.Release{Major: 5, Minor: 19} // IORING_REGISTER_PBUF_RING
+	multishotRecvSince   = ring.Release{Major: 6, Minor: 0}  // driver_uring.go bufRing
 )
+
+// sendfileMethod is what fs.SendFile (and so net.Conn.ReadFrom) uses:
+// fs.DefaultSendMethod, chosen there by measurement.
+func sendfileMethod() string {
+	if fs.DefaultSendMethod == fs.SendSplice {
+		return "splice"
+	}
+	return "sendfile(2)"
+}
 
 // decide says what ringo will do given its backend and the ring's answers;
 // eff is the release decisions are drawn from (simulated, or the kernel's).
 func decide(backend string, rf RingFacts, eff ring.Release) Ringo {
 	r := Ringo{
-		Buffers:      "plain",
-		Sendfile:     "sendfile(2)",
+		Buffers:      "loop-selected",
+		Sendfile:     sendfileMethod(),
 		Deadlines:    "loop-timers",
 		FallbackOps:  []string{},
 		MissingFlags: []string{},
@@ -57,25 +75,18 @@ func decide(backend string, rf RingFacts, eff ring.Release) Ringo {
 	if !uring {
 		return r
 	}
-	for _, f := range usedSetupFlags {
+	for _, f := range usedSetupFlags() {
 		if rf.SetupFlags.Raw&f == 0 {
 			r.MissingFlags = append(r.MissingFlags, ring.Names(ring.SetupFlags, f)...)
 		}
 	}
-	bufRing := false
-	for _, reg := range rf.Regs {
-		if reg.Opcode == ring.RegisterPbufRing && reg.Supported {
-			bufRing = true
-		}
-	}
-	switch {
-	case bufRing && eff.Has(bufRingSince):
+	// proactor never uses PROVIDE_BUFFERS (5.7): without a buffer ring
+	// its loop selects the buffer itself, on the per-op epoll path.
+	if rf.BufferRing {
 		r.Buffers = "buf-ring"
-	case sup(ring.OpProvideBuffers):
-		r.Buffers = "provide-buffers"
 	}
 	r.MultishotAccept = sup(ring.OpAccept) && eff.Has(multishotAcceptSince)
-	r.MultishotRecv = sup(ring.OpRecv) && eff.Has(multishotRecvSince) && r.Buffers != "plain"
+	r.MultishotRecv = rf.BufferRing && eff.Has(multishotRecvSince)
 	if sup(ring.OpLinkTimeout) {
 		r.Deadlines = "link-timeout"
 	}
