@@ -16,6 +16,18 @@
 //     final completions and only then closes the descriptor, because
 //     close(2) does not cancel io_uring requests.
 //
+// net also owns the callback API, the fast path (event_linux.go,
+// server_linux.go, eventconn_linux.go): Serve starts a Server whose
+// connections live on the loop goroutines with no goroutine per connection,
+// receive through multishot receives into the loops' provided buffers, and
+// reach a Handler's OnOpen, OnData and OnClose; EventConn.Write queues
+// bytes that are flushed with one send per connection, SendFile queues a
+// sendfile(2) range in order with them. The Server spreads connections
+// (SO_REUSEPORT listeners, round robin, least connections), caps them
+// (MaxConns), closes idle ones, pauses reading from a connection whose
+// write queue is over its limit, defers connections that take more than
+// their share of a loop turn, and backs off accepting on EMFILE.
+//
 // net does not own the loops, the ops or the backend: those are proactor's.
 // Everything here runs unchanged on both drivers, io_uring and the epoll
 // reactor; which one serves is chosen by the Proactor in use (Options.Backend,

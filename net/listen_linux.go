@@ -76,12 +76,22 @@ func pick(p *proactor.Proactor) (*proactor.Proactor, error) {
 }
 
 func (lc *ListenConfig) listenTCP(ctx context.Context, p *proactor.Proactor, network, address string) (*Listener, error) {
+	s, err := lc.socketTCP(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return newListener(p, s, network, lc.KeepAlive, ""), nil
+}
+
+// socketTCP returns a listening TCP socket for address (shared by Listen
+// and Serve).
+func (lc *ListenConfig) socketTCP(ctx context.Context, network, address string) (int, error) {
 	opErr := func(addr net.Addr, err error) error {
 		return &net.OpError{Op: "listen", Net: network, Addr: addr, Err: err}
 	}
 	aps, err := resolveTCP(ctx, "listen", network, address)
 	if err != nil {
-		return nil, opErr(nil, err)
+		return -1, opErr(nil, err)
 	}
 	// Listen on one address, the first IPv4 one for "tcp" as package net
 	// does, since a listener has one socket.
@@ -107,13 +117,13 @@ func (lc *ListenConfig) listenTCP(ctx context.Context, p *proactor.Proactor, net
 	}
 	s, err := newSocket(family)
 	if err != nil {
-		return nil, opErr(addr, err)
+		return -1, opErr(addr, err)
 	}
 	if err := lc.setupTCP(s, family, v6only, ap); err != nil {
 		unix.Close(s)
-		return nil, opErr(addr, err)
+		return -1, opErr(addr, err)
 	}
-	return newListener(p, s, network, lc.KeepAlive, ""), nil
+	return s, nil
 }
 
 func (lc *ListenConfig) setupTCP(s, family int, v6only bool, ap netip.AddrPort) error {
@@ -158,36 +168,46 @@ func listen(s, backlog int) error {
 }
 
 func (lc *ListenConfig) listenUnix(p *proactor.Proactor, address string) (*Listener, error) {
+	s, path, err := lc.socketUnix(address)
+	if err != nil {
+		return nil, err
+	}
+	return newListener(p, s, "unix", -1, path), nil
+}
+
+// socketUnix returns a listening Unix socket for address and the path the
+// caller must unlink when done ("" for an abstract address).
+func (lc *ListenConfig) socketUnix(address string) (int, string, error) {
 	addr := &net.UnixAddr{Name: address, Net: "unix"}
 	opErr := func(err error) error {
 		return &net.OpError{Op: "listen", Net: "unix", Addr: addr, Err: err}
 	}
 	sa, err := unixSockaddr(address)
 	if err != nil {
-		return nil, opErr(err)
+		return -1, "", opErr(err)
 	}
 	s, err := newSocket(unix.AF_UNIX)
 	if err != nil {
-		return nil, opErr(err)
+		return -1, "", opErr(err)
 	}
 	// No SO_REUSEADDR and no removal of an existing path: like package
 	// net, binding to a path that exists fails with EADDRINUSE.
 	if err := bind(s, &sa); err != nil {
 		unix.Close(s)
-		return nil, opErr(err)
+		return -1, "", opErr(err)
 	}
 	if err := listen(s, lc.Backlog); err != nil {
 		unix.Close(s)
 		if address[0] != '@' {
 			os.Remove(address)
 		}
-		return nil, opErr(err)
+		return -1, "", opErr(err)
 	}
 	path := ""
 	if address[0] != '@' {
 		path = address // ours to unlink on Close
 	}
-	return newListener(p, s, "unix", -1, path), nil
+	return s, path, nil
 }
 
 // somaxconn reads the kernel's cap on listen queues once, as package net

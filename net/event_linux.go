@@ -1,0 +1,161 @@
+package net
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// The callback API: an event-driven server in the spirit of gnet, for
+// programs that want the last microsecond per message. Connections live on
+// the loop goroutines, with no goroutine per connection: the loop accepts
+// (multishot accept), receives into its provided buffers (multishot recv)
+// and hands the bytes to a Handler without copying them; writes are queued
+// per connection and flushed once per loop turn, one Send per connection.
+//
+// The pieces: Serve and ServeOptions start a Server (server_linux.go:
+// listeners, load balancing, limits, shutdown); EventConn is one
+// connection and its write queue (eventconn_linux.go).
+
+// Handler receives a connection's events on its loop goroutine, one event
+// at a time per loop. A handler must never block: everything else on that
+// loop waits while it runs. Work that blocks belongs on another goroutine,
+// which hands results back with c.Loop().Post.
+type Handler interface {
+	// OnOpen is called once for each new connection, before any OnData.
+	// Per-connection state goes in c.SetContext.
+	OnOpen(c *EventConn)
+	// OnData is called with bytes received on c. data aliases a receive
+	// buffer of the loop (or of the connection where provided buffers are
+	// unavailable) and is valid only until OnData returns: copy what must
+	// outlive the call. c.Write copies, so echoing data is safe.
+	OnData(c *EventConn, data []byte)
+	// OnClose is called exactly once per connection, after its descriptor
+	// is closed and every op on it has finished. err is nil after a Close
+	// (or Abort) by the handler or the server, io.EOF when the peer shut
+	// down its side (the queued writes were flushed first), ErrIdleTimeout
+	// when IdleTimeout closed it, and otherwise the reason, a *net.OpError
+	// (errors.Is(err, syscall.ECONNRESET) works).
+	OnClose(c *EventConn, err error)
+}
+
+// Ticker is optionally implemented by a Handler: OnTick is called on every
+// loop, TickInterval after Serve and then after the duration it returns
+// (TickInterval again if that is <= 0). It runs on the loop goroutine of
+// the loop it is called for; it is called once per loop, concurrently for
+// different loops.
+type Ticker interface {
+	OnTick() time.Duration
+}
+
+// Balance is how a Server spreads connections over the Proactor's loops.
+type Balance int
+
+const (
+	// ReusePort opens one SO_REUSEPORT listener per loop, each with its
+	// own accept, and lets the kernel spread connections by hash. Unix
+	// sockets cannot share an address: they fall back to RoundRobin.
+	ReusePort Balance = iota
+	// RoundRobin accepts on one listener (on loop 0) and hands each
+	// connection to the next loop.
+	RoundRobin
+	// LeastConns accepts on one listener and hands each connection to
+	// the loop with the fewest open connections.
+	LeastConns
+)
+
+func (b Balance) String() string {
+	switch b {
+	case ReusePort:
+		return "reuseport"
+	case RoundRobin:
+		return "roundrobin"
+	case LeastConns:
+		return "leastconns"
+	}
+	return fmt.Sprintf("Balance(%d)", int(b))
+}
+
+// ServeOptions configure Serve. The zero value serves on proactor.Default()
+// with one SO_REUSEPORT listener per loop and no limits.
+type ServeOptions struct {
+	// Proactor runs the listeners and connections; nil means
+	// proactor.Default().
+	Proactor *proactor.Proactor
+	// Balance chooses how connections are spread over the loops.
+	Balance Balance
+	// MaxConns caps the open connections of the server; a connection
+	// accepted above it is closed at once (counted in Metrics.Rejected).
+	// 0 means no cap.
+	MaxConns int
+	// ReadBufferLimit caps the bytes of one OnData call. With provided
+	// buffers a call never exceeds the loop's buffer size
+	// (proactor.Options.BufferSize); without them it is the size of the
+	// connection's own read buffer. 0 means 16 KiB.
+	ReadBufferLimit int
+	// WriteQueueLimit is the backpressure threshold: while more than this
+	// many bytes are queued and unsent on a connection, the server stops
+	// receiving from it (a slow reader cannot make the queue grow without
+	// bound through an echo-like handler); receiving resumes when the
+	// queue falls below half of it. 0 means 1 MiB; negative disables it.
+	WriteQueueLimit int
+	// IdleTimeout closes a connection that has neither received nor sent
+	// anything for that long, with ErrIdleTimeout. 0 means never.
+	IdleTimeout time.Duration
+	// TickInterval is the first delay and the default period of
+	// Ticker.OnTick; 0 means one second.
+	TickInterval time.Duration
+
+	// TurnBytes is each connection's fair share of a loop turn: the bytes
+	// it may receive in one turn before it counts as greedy. 0 means
+	// 256 KiB; negative disables the throttle.
+	TurnBytes int
+	// GreedyTurns is how many turns in a row a connection may exceed
+	// TurnBytes before it is deferred; 0 means 4.
+	GreedyTurns int
+	// DeferFor is how long a deferred connection stops being read, so that
+	// the others on its loop get the turns; 0 means 2ms.
+	DeferFor time.Duration
+
+	// Backlog is listen(2)'s queue length; 0 means net.core.somaxconn.
+	Backlog int
+	// FastOpen enables TCP Fast Open on the listeners.
+	FastOpen bool
+	// KeepAlive is the TCP keep-alive period of accepted connections;
+	// 0 (the default) leaves keep-alive off, which saves setsockopt calls
+	// per connection on a busy server.
+	KeepAlive time.Duration
+	// Nagle leaves Nagle's algorithm on; by default TCP_NODELAY is set on
+	// accepted connections, as package net does.
+	Nagle bool
+	// PinLoops pins loop i's thread to CPU i modulo the CPUs this process
+	// may use. Off by default: the scheduler usually knows better, and
+	// pinning only pays when each loop has a CPU to itself.
+	PinLoops bool
+}
+
+// ServerMetrics are a Server's counters, summed over its loops. The fields
+// are snapshots and may be a few events apart from each other.
+type ServerMetrics struct {
+	Open          int64 // connections open now
+	Accepted      int64 // connections accepted since Serve
+	Rejected      int64 // connections closed at once because of MaxConns
+	Closed        int64 // connections closed (OnClose called)
+	IdleClosed    int64 // of those, closed by IdleTimeout
+	BytesIn       int64 // bytes handed to OnData
+	BytesOut      int64 // bytes sent, sendfile included
+	Paused        int64 // times receiving paused for backpressure
+	Deferred      int64 // times a greedy connection was deferred
+	AcceptBackoff int64 // times accept backed off on EMFILE/ENFILE/ENOMEM
+}
+
+// ErrIdleTimeout is the OnClose error of a connection closed by
+// ServeOptions.IdleTimeout. It wraps os.ErrDeadlineExceeded.
+var ErrIdleTimeout = fmt.Errorf("ringo/net: idle timeout: %w", os.ErrDeadlineExceeded)
+
+// ErrConnClosed is passed to a SendFile done callback whose transfer was
+// dropped because the connection closed first.
+var ErrConnClosed = errors.New("ringo/net: connection closed")

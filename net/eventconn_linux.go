@@ -1,0 +1,591 @@
+package net
+
+import (
+	"io"
+	"net"
+	"os"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
+	"github.com/ringo-io/ringo/ring"
+)
+
+// EventConn is one connection of a Server. Its methods may be called only
+// on its loop goroutine: inside Handler callbacks, in a Ticker, or in a
+// function given to c.Loop().Post or c.Loop().AfterFunc. A Post from
+// another goroutine may find the connection closed already: writes to a
+// closed connection are dropped.
+type EventConn struct {
+	el  *evLoop
+	fd  int
+	idx int // position in el.conns, -1 once removed
+	ctx any
+
+	// state moves forward only: open, closing (flushing before close),
+	// closed (descriptor's ops being cancelled), done (fd closed,
+	// OnClose called).
+	state  uint8
+	reason error // OnClose's err
+	shutWR bool  // CloseWrite asked: no more writes, shutdown when flushed
+	wrDone bool  // shutdown(SHUT_WR) done
+	eof    bool  // the peer's FIN arrived
+
+	// Receiving: one (multishot) receive in flight while wanted.
+	rb         proactor.RecvBuffers
+	rp         proactor.Recv
+	rbuf       []byte // the connection's read buffer without provided buffers
+	held       []byte // received while paused, for OnData when resumed
+	heldPeak   int    // the most held at once (tests)
+	recvID     uint64
+	recvArmed  bool // a receive op is in flight
+	recvCancel bool // and a cancel for it was asked
+	paused     bool // backpressure: the write queue is over the limit
+	deferred   bool // fairness: greedy, skipped for a while
+	recvFn     func(int32, uint32)
+
+	// Sending: the queue, in order, with at most one op in flight.
+	q       []outItem
+	pending int  // unsent bytes in q
+	sending bool // a Send or Sendfile op for q[0] is in flight
+	sop     proactor.Send
+	sfop    proactor.Sendfile
+	sendFn  func(int32, uint32)
+	sfFn    func(int32, uint32)
+	ops     int // ops in flight on fd; the fd is closed only at 0
+
+	// Per loop turn.
+	turnBytes  int       // received since turnStart
+	turnStart  time.Time // first receive counted in turnBytes
+	inCb       bool      // in OnOpen or OnData: flush when it returns
+	greedy     int
+	inActive   bool
+	dirty      bool
+	lastActive time.Time
+
+	laddr, raddr net.Addr
+}
+
+// outItem is one queued write: bytes (file < 0) or a sendfile range.
+type outItem struct {
+	base []byte // the buffer, from the loop's pool
+	buf  []byte // its unsent part
+	file int
+	off  int64
+	n    int64 // bytes left to send, < 0: up to end of file
+	sent int64
+	done func(sent int64, err error)
+}
+
+const (
+	stateOpen uint8 = iota
+	stateClosing
+	stateClosed
+	stateDone
+)
+
+// Write queues a copy of b. The queue is flushed after the current loop
+// turn, with one send per connection per turn however many Writes there
+// were. Writes after Close, CloseWrite or Abort are dropped.
+func (c *EventConn) Write(b []byte) {
+	if c.state != stateOpen || c.shutWR || len(b) == 0 {
+		return
+	}
+	if k := len(c.q); k > 0 && c.q[k-1].file < 0 && !(k == 1 && c.sending) {
+		it := &c.q[k-1]
+		// Appending may move the buffer: fine, as nothing in flight uses
+		// the last item (the one in flight, q[0], is excluded above).
+		off := len(it.base) - len(it.buf)
+		it.base = append(it.base, b...)
+		it.buf = it.base[off:]
+	} else {
+		base := append(c.el.getBuf(len(b)), b...)
+		c.q = append(c.q, outItem{base: base, buf: base, file: -1})
+	}
+	c.pending += len(b)
+	c.queued()
+}
+
+// SendFile queues n bytes of the file fd from offset off (n < 0: up to the
+// end of the file), in order after the writes before it, sent with
+// sendfile(2) from the page cache without copying through user space. done
+// runs on the loop when the range is sent or failed (ErrConnClosed if the
+// connection closed first); sent < n with a nil error means the file
+// ended. The caller keeps fd open until done.
+func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err error)) {
+	if c.state != stateOpen || c.shutWR {
+		if done != nil {
+			done(0, ErrConnClosed)
+		}
+		return
+	}
+	if n == 0 || fd < 0 {
+		if done != nil {
+			var err error
+			if fd < 0 {
+				err = os.ErrInvalid
+			}
+			done(0, err)
+		}
+		return
+	}
+	c.q = append(c.q, outItem{file: fd, off: off, n: n, done: done})
+	if n > 0 {
+		c.pending += int(min(n, 1<<40))
+	}
+	c.queued()
+}
+
+func (c *EventConn) queued() {
+	el := c.el
+	if lim := el.s.opts.WriteQueueLimit; lim > 0 && c.pending > lim && !c.paused {
+		c.paused = true
+		el.m.paused.Add(1)
+		c.updateRecv()
+	}
+	c.wantFlush()
+}
+
+func (c *EventConn) wantFlush() {
+	if c.inCb || c.dirty || c.sending || len(c.q) == 0 {
+		// In a callback the flush follows its return: one send for
+		// all of its writes, without the end-of-turn task.
+		return
+	}
+	c.dirty = true
+	c.el.dirty = append(c.el.dirty, c)
+	c.el.touch()
+}
+
+// Close flushes the queued writes and sendfiles, then closes the
+// connection; OnClose follows with a nil error. Receiving stops at once.
+func (c *EventConn) Close() { c.closeWith(nil) }
+
+// CloseWrite flushes the queue and then shuts down the sending side
+// (a FIN to the peer); the connection keeps receiving. Later writes are
+// dropped.
+func (c *EventConn) CloseWrite() {
+	if c.state != stateOpen || c.shutWR {
+		return
+	}
+	c.shutWR = true
+	if !c.sending && len(c.q) == 0 {
+		c.flush()
+	}
+}
+
+// Abort closes the connection at once, dropping the queue, with a reset
+// (SO_LINGER 0) rather than an orderly FIN; OnClose follows with a nil
+// error.
+func (c *EventConn) Abort() {
+	if c.state >= stateClosed {
+		return
+	}
+	_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	c.abort(nil)
+}
+
+// SetContext stores v with the connection, for the handler's own state.
+func (c *EventConn) SetContext(v any) { c.ctx = v }
+
+// Context returns what SetContext stored.
+func (c *EventConn) Context() any { return c.ctx }
+
+// LocalAddr returns the local address (nil once the connection is closed,
+// if it was never asked for before).
+func (c *EventConn) LocalAddr() net.Addr {
+	if c.laddr == nil && c.state < stateDone {
+		c.laddr = sockname(c.fd, c.el.s.network, false)
+	}
+	return c.laddr
+}
+
+// RemoteAddr returns the peer's address. It is looked up on first use, so
+// that connections that never ask do not pay a getpeername(2).
+func (c *EventConn) RemoteAddr() net.Addr {
+	if c.raddr == nil && c.state < stateDone {
+		c.raddr = sockname(c.fd, c.el.s.network, true)
+	}
+	return c.raddr
+}
+
+// Loop returns the loop the connection lives on.
+func (c *EventConn) Loop() *proactor.Loop { return c.el.l }
+
+// Fd returns the socket descriptor, for socket options. Do not close it,
+// read it or write it: the connection owns it.
+func (c *EventConn) Fd() int { return c.fd }
+
+// Pending returns the bytes queued and not yet sent (a SendFile to the end
+// of its file counts as 0 until it is done).
+func (c *EventConn) Pending() int { return c.pending }
+
+// Server returns the server that accepted the connection.
+func (c *EventConn) Server() *Server { return c.el.s }
+
+func (c *EventConn) opErr(op, call string, res int32) error {
+	return &net.OpError{Op: op, Net: c.el.s.network, Source: c.laddr, Addr: c.RemoteAddr(),
+		Err: os.NewSyscallError(call, unix.Errno(-res))}
+}
+
+// updateRecv arms or cancels the receive to match what the connection
+// wants now.
+func (c *EventConn) updateRecv() {
+	want := c.state == stateOpen && !c.eof && !c.paused && !c.deferred
+	if want && len(c.held) > 0 {
+		held := c.held
+		c.held = nil
+		c.deliver(held)
+		c.updateRecv()
+		return
+	}
+	switch {
+	case want && !c.recvArmed:
+		el := c.el
+		var op proactor.Op
+		if el.bufs != nil {
+			c.rb = proactor.RecvBuffers{Fd: c.fd, Multishot: true, Bufs: el.bufs}
+			op = &c.rb
+		} else {
+			if c.rbuf == nil {
+				c.rbuf = make([]byte, el.s.opts.ReadBufferLimit)
+			}
+			c.rp = proactor.Recv{Fd: c.fd, Buf: c.rbuf}
+			op = &c.rp
+		}
+		id, err := el.l.SubmitInLoop(op, c.recvFn)
+		if err != nil {
+			c.abort(err)
+			return
+		}
+		c.recvID, c.recvArmed, c.recvCancel = id, true, false
+		c.ops++
+	case !want && c.recvArmed && !c.recvCancel:
+		c.recvCancel = true
+		c.el.l.CancelInLoop(c.recvID)
+	case want && c.recvArmed && c.recvCancel:
+		// The cancel may have been lost: a multishot receive that ran
+		// out of buffers just before it sits parked in the proactor,
+		// where the kernel's cancel cannot find it. Asking again reaches
+		// it there; the final completion then re-arms.
+		c.el.l.CancelInLoop(c.recvID)
+	}
+}
+
+func (c *EventConn) onRecv(res int32, flags uint32) {
+	el := c.el
+	if res > 0 {
+		if el.idle {
+			c.lastActive = time.Now()
+		}
+		el.m.bytesIn.Add(int64(res))
+		if el.s.opts.TurnBytes >= 0 {
+			if c.turnBytes == 0 {
+				c.turnStart = time.Now()
+			}
+			c.turnBytes += int(res)
+			if c.turnBytes > el.s.opts.TurnBytes && !c.inActive {
+				// Over its share: endTurn decides whether that was
+				// greedy (within a turn or greedyWindow) or just a
+				// steady stream adding up.
+				c.inActive = true
+				el.active = append(el.active, c)
+				el.touch()
+			}
+		}
+		if flags&ring.CQEFBuffer != 0 {
+			id := uint16(flags >> ring.CQEBufferShift)
+			if c.state == stateOpen {
+				c.deliver(el.bufs.Buffer(id, int(res)))
+			}
+			el.bufs.Release(id)
+		} else if c.state == stateOpen {
+			c.deliver(c.rbuf[:res])
+		}
+	}
+	if flags&ring.CQEFMore != 0 {
+		if c.recvCancel {
+			// Still receiving after a cancel: see updateRecv.
+			el.l.CancelInLoop(c.recvID)
+		}
+		return
+	}
+	c.recvArmed, c.recvCancel = false, false
+	c.ops--
+
+	switch {
+	case res == 0:
+		c.eof = true
+		c.closeWith(io.EOF)
+	case res < 0 && res != -int32(unix.ECANCELED):
+		if c.state < stateClosed {
+			c.abort(c.opErr("read", "recv", res))
+		}
+	}
+	if c.state >= stateClosed {
+		c.maybeRelease()
+		return
+	}
+	c.updateRecv()
+}
+
+// deliver hands received bytes to OnData, in chunks of ReadBufferLimit.
+func (c *EventConn) deliver(data []byte) {
+	el := c.el
+	lim := el.s.opts.ReadBufferLimit
+	c.inCb = true
+	for len(data) > 0 && c.state == stateOpen {
+		if c.paused || c.deferred {
+			// Received after the receive was told to stop (the kernel
+			// had it already): keep it for when reading resumes, so
+			// that the write queue stays within its limit.
+			c.held = append(c.held, data...)
+			c.heldPeak = max(c.heldPeak, len(c.held))
+			break
+		}
+		k := min(len(data), lim)
+		el.s.h.OnData(c, data[:k])
+		data = data[k:]
+	}
+	c.inCb = false
+	if el.uring {
+		c.wantFlush()
+	} else if !c.sending && len(c.q) > 0 {
+		c.flush()
+	}
+}
+
+// flush starts sending the head of the queue, unless an op is in flight.
+// On the epoll driver it first tries send(2) inline.
+func (c *EventConn) flush() {
+	el := c.el
+	for !c.sending && len(c.q) > 0 && c.state < stateClosed {
+		it := &c.q[0]
+		if it.file < 0 {
+			if el.inline {
+				n := sendInline(c.fd, it.buf)
+				if n > 0 {
+					c.sent(int(n))
+					continue
+				}
+				if n != -int32(unix.EAGAIN) {
+					c.abort(c.opErr("write", "send", n))
+					return
+				}
+			}
+			c.sop = proactor.Send{Fd: c.fd, Buf: it.buf}
+			if _, err := el.l.SubmitInLoop(&c.sop, c.sendFn); err != nil {
+				c.abort(err)
+				return
+			}
+		} else {
+			n := it.n
+			if n < 0 || n > maxSendfile {
+				n = maxSendfile
+			}
+			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
+			if _, err := el.l.SubmitInLoop(&c.sfop, c.sfFn); err != nil {
+				c.abort(err)
+				return
+			}
+		}
+		c.sending = true
+		c.ops++
+		return
+	}
+	if c.sending || len(c.q) > 0 {
+		return
+	}
+	if c.shutWR && !c.wrDone && c.state == stateOpen {
+		c.wrDone = true
+		if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
+			c.abort(&net.OpError{Op: "close", Net: el.s.network, Addr: c.RemoteAddr(), Err: os.NewSyscallError("shutdown", err)})
+			return
+		}
+	}
+	if c.state == stateClosing {
+		c.finalize()
+	}
+}
+
+func sendInline(fd int, b []byte) int32 {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		return -int32(errno)
+	}
+	return int32(n)
+}
+
+// sent accounts n bytes of q[0] as sent.
+func (c *EventConn) sent(n int) {
+	el := c.el
+	it := &c.q[0]
+	it.buf = it.buf[n:]
+	c.pending -= n
+	el.m.bytesOut.Add(int64(n))
+	if el.idle {
+		c.lastActive = time.Now()
+	}
+	if len(it.buf) == 0 {
+		el.putBuf(it.base)
+		c.pop()
+	}
+	c.unpause()
+}
+
+func (c *EventConn) pop() {
+	copy(c.q, c.q[1:])
+	c.q[len(c.q)-1] = outItem{}
+	c.q = c.q[:len(c.q)-1]
+	if len(c.q) == 0 && cap(c.q) > 4 {
+		c.q = nil // a burst of items is over: do not keep its array
+	}
+}
+
+func (c *EventConn) unpause() {
+	if c.paused && c.pending <= c.el.s.opts.WriteQueueLimit/2 {
+		c.paused = false
+		c.updateRecv()
+	}
+}
+
+func (c *EventConn) onSend(res int32, _ uint32) {
+	c.sending = false
+	c.ops--
+	if c.state >= stateClosed {
+		c.maybeRelease()
+		return
+	}
+
+	if res < 0 {
+		c.abort(c.opErr("write", "send", res))
+		return
+	}
+	c.sent(int(res))
+	c.flush()
+}
+
+func (c *EventConn) onSendfile(res int32, _ uint32) {
+	c.sending = false
+	c.ops--
+	if c.state >= stateClosed {
+		c.maybeRelease()
+		return
+	}
+	it := &c.q[0]
+	switch {
+	case res > 0:
+		it.off += int64(res)
+		it.sent += int64(res)
+		c.el.m.bytesOut.Add(int64(res))
+		if c.el.idle {
+			c.lastActive = time.Now()
+		}
+		if it.n > 0 {
+			it.n -= int64(res)
+			c.pending -= int(res)
+		}
+		if it.n != 0 {
+			c.flush()
+			return
+		}
+		c.finishFile(nil)
+	case res == 0: // end of file
+		c.finishFile(nil)
+	default:
+		err := c.opErr("write", "sendfile", res)
+		sent := it.sent
+		c.finishFile(err)
+		if sent > 0 {
+			// Part of the range is on the wire: the stream cannot go on.
+			c.abort(err)
+			return
+		}
+	}
+	c.unpause()
+	c.flush()
+}
+
+func (c *EventConn) finishFile(err error) {
+	it := c.q[0]
+	if it.n > 0 {
+		c.pending -= int(min(it.n, 1<<40))
+	}
+	c.pop()
+	if it.done != nil {
+		it.done(it.sent, err)
+	}
+}
+
+// closeWith closes gracefully: stop receiving, flush, then finalize.
+func (c *EventConn) closeWith(reason error) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	c.reason = reason
+	c.updateRecv()
+	c.flush()
+}
+
+// abort closes at once with reason, dropping the queue.
+func (c *EventConn) abort(reason error) {
+	if c.state >= stateClosed {
+		return
+	}
+	c.reason = reason
+	c.finalize()
+}
+
+// finalize drops what is queued and cancels the ops on the descriptor;
+// the descriptor is closed when the last of them has completed, because
+// close(2) does not cancel io_uring requests.
+func (c *EventConn) finalize() {
+	if c.state >= stateClosed {
+		return
+	}
+	c.state = stateClosed
+	q := c.q
+	c.q, c.pending = nil, 0
+	for i := range q {
+		it := &q[i]
+		if it.file < 0 {
+			if i > 0 || !c.sending {
+				c.el.putBuf(it.base) // not in flight: reusable
+			}
+		} else if it.done != nil {
+			it.done(it.sent, ErrConnClosed)
+		}
+	}
+	if c.ops > 0 {
+		c.el.l.CancelFdInLoop(c.fd)
+	}
+	c.maybeRelease()
+}
+
+func (c *EventConn) maybeRelease() {
+	if c.state != stateClosed || c.ops > 0 {
+		return
+	}
+	c.state = stateDone
+	if !c.el.uring {
+		// The epoll reactor keeps state for every fd it ever polled,
+		// which would otherwise apply to the next socket with this
+		// number; CancelFd is how it forgets.
+		c.el.l.CancelFdInLoop(c.fd)
+	}
+	unix.Close(c.fd)
+	c.rbuf, c.held = nil, nil
+	// OnClose first: Shutdown returns once every connection is removed,
+	// and promises that OnClose has run by then.
+	c.el.s.h.OnClose(c, c.reason)
+	c.el.removeConn(c)
+}
+
+// undefer ends a fairness deferral.
+func (c *EventConn) undefer() {
+	c.deferred = false
+	c.updateRecv()
+}
