@@ -206,7 +206,10 @@ func (r *Reactor) drain(st *fdState, dir int) {
 		budget--
 		res, flags := e.op.Perform()
 		if res == -int32(unix.EAGAIN) {
-			return
+			if flags&FlagAgainIsResult == 0 {
+				return
+			}
+			flags &^= FlagAgainIsResult
 		}
 		r.post(e.ud, res, flags)
 		if flags&FlagMore != 0 {

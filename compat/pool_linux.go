@@ -93,7 +93,7 @@ func (p *pool) worker() {
 		if p.closing {
 			return // Close delivers nothing further
 		}
-		jr := jobResult{ud: ud, res: res, flags: flags}
+		jr := jobResult{ud: ud, res: res, flags: flags &^ FlagAgainIsResult}
 		if flags&FlagMore != 0 {
 			// Still armed: back of the queue, so one multishot job cannot
 			// monopolise a worker.

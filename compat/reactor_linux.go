@@ -85,6 +85,16 @@ import (
 // so it restates the ABI value (include/uapi/linux/io_uring.h).
 const FlagMore uint32 = 1 << 1
 
+// FlagAgainIsResult, returned by Perform together with -EAGAIN, makes that
+// -EAGAIN the op's result instead of "not ready, wait". connect(2) on a
+// non-blocking unix socket whose listener's backlog is full says EAGAIN,
+// and io_uring completes the connect with -EAGAIN; waiting for writability
+// instead would never end, since an unconnected unix socket is always
+// writable. The reactor strips the flag before delivering the completion.
+// No io_uring CQE flag uses this bit with a negative result (the high 16
+// bits carry a buffer id only with IORING_CQE_F_BUFFER, after a success).
+const FlagAgainIsResult uint32 = 1 << 31
+
 // Op is what the reactor needs from an operation. proactor's ops satisfy it.
 type Op interface {
 	// PollFd is the descriptor whose readiness gates the op.
@@ -231,6 +241,10 @@ func (r *Reactor) Submit(ud uint64, op Op) {
 	for budget := drainBudget; budget > 0; budget-- {
 		res, flags := op.Perform()
 		if res == -int32(unix.EAGAIN) {
+			if flags&FlagAgainIsResult != 0 {
+				r.post(ud, res, flags&^FlagAgainIsResult)
+				return
+			}
 			r.park(r.fdState(st, fd), dir, ud, op)
 			return
 		}

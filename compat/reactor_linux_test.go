@@ -679,3 +679,29 @@ func TestManyOps(t *testing.T) {
 	}
 	assert.Empty(t, r.byUD)
 }
+
+// TestAgainIsResult: an op may report -EAGAIN as its result (connect(2) to
+// a unix listener whose backlog is full) instead of waiting; the flag that
+// says so never reaches the completion. Both at the first attempt and after
+// a wait for readiness.
+func TestAgainIsResult(t *testing.T) {
+	r := newReactor(t, Config{})
+	a, b := socketpair(t)
+	final := &funcOp{fd: a, readiness: unix.EPOLLOUT, fn: func() (int32, uint32) { return eagain, FlagAgainIsResult }}
+	r.Submit(1, final)
+	require.Equal(t, []Completion{{UserData: 1, Res: eagain}}, poll(t, r, 1))
+
+	// Behind a waiting read: the attempt happens on readiness.
+	attempts := 0
+	later := &funcOp{fd: b, readiness: unix.EPOLLIN, fn: func() (int32, uint32) {
+		attempts++
+		if attempts == 1 {
+			return eagain, 0
+		}
+		return eagain, FlagAgainIsResult
+	}}
+	r.Submit(2, later)
+	write(t, a, "x")
+	require.Equal(t, []Completion{{UserData: 2, Res: eagain}}, poll(t, r, 1))
+	require.Equal(t, 2, attempts)
+}

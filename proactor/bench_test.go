@@ -43,8 +43,7 @@ func BenchmarkNopCallback(b *testing.B) {
 			done := make(chan struct{})
 			left, inflight := b.N, 0
 			var h Handler
-			var submit func()
-			submit = func() {
+			submit := func() {
 				for inflight < batch && left > 0 {
 					if _, err := l.SubmitInLoop(Nop{}, h); err != nil {
 						b.Error(err)

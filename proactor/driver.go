@@ -25,6 +25,14 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //	flags carry CQEFMore; twice for a zero-copy send). It fails only when
 //	the op could not be queued at all (errBusy: retry after the next wait).
 //
+// rearm(ud, op)
+//
+//	Runs op again, under the same ud, once its fd is ready: the Loop calls
+//	it when an op completed with -EAGAIN that means "not ready" (io_uring
+//	without FAST_POLL, or MSG_DONTWAIT). The op stays cancellable by ud
+//	(cancel and cancelFd reach it while it waits), but any LINK_TIMEOUT
+//	ended with the first attempt: the Loop keeps the deadline itself.
+//
 // cancel(ud)
 //
 //	Asks that the op with ud end early. The op still completes, with

@@ -16,8 +16,12 @@ import (
 const (
 	udWake    = udInternal | 1 // the eventfd read that wake() completes
 	udCancel  = udInternal | 2 // ASYNC_CANCEL; its own result is not needed
-	udPoll    = udInternal | 3 // a POLL_ADD linked before a re-armed op
 	udReactor = udInternal | 4 // POLL_ADD on the fallback reactor's epoll fd
+	// udRearmPoll|ud is the POLL_ADD linked before re-armed op ud. It has
+	// the op's own user data in it, so that cancelling ud can cancel the
+	// poll too: ASYNC_CANCEL does not find a request that waits in a link
+	// chain behind another, only the head of the chain.
+	udRearmPoll = udInternal | udLinkTimeout
 )
 
 // uringDriver runs ops on one ring. Loop goroutine only, except wake.
@@ -45,9 +49,12 @@ type uringDriver struct {
 	reactor      *compat.Reactor
 	reactorArmed bool
 	fallback     map[uint64]struct{}
-	fallbacks    uint64
-	deliver      func(ud uint64, res int32, flags uint32)
-	reactorFn    func(c compat.Completion)
+	// rearmed holds the ops that wait behind a POLL_ADD (see rearm) until
+	// their final CQE: cancel must reach the poll as well.
+	rearmed   map[uint64]struct{}
+	fallbacks uint64
+	deliver   func(ud uint64, res int32, flags uint32)
+	reactorFn func(c compat.Completion)
 }
 
 func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
@@ -162,10 +169,14 @@ func (d *uringDriver) rearm(ud uint64, op Op) error {
 	}
 	ring.PrepPollAdd(p, int32(op.PollFd()), events)
 	p.Flags |= ring.SQEIOLink
-	p.UserData = udPoll
+	p.UserData = udRearmPoll | ud
 	s := d.r.GetSQE()
 	op.Prep(s)
 	s.UserData = ud
+	if d.rearmed == nil {
+		d.rearmed = map[uint64]struct{}{}
+	}
+	d.rearmed[ud] = struct{}{}
 	return nil
 }
 
@@ -192,6 +203,14 @@ func (d *uringDriver) cancel(ud uint64) {
 	if s := d.sqe(); s != nil {
 		ring.PrepCancel(s, ud, 0)
 		s.UserData = udCancel
+	}
+	if _, ok := d.rearmed[ud]; ok {
+		// Cancelling the poll cancels the op linked behind it (-ECANCELED);
+		// if the poll already fired, the cancel above found the op.
+		if s := d.sqe(); s != nil {
+			ring.PrepCancel(s, udRearmPoll|ud, 0)
+			s.UserData = udCancel
+		}
 	}
 }
 
@@ -315,6 +334,9 @@ func (d *uringDriver) reap() {
 			if c.UserData&udInternal != 0 {
 				d.internal(c)
 				continue
+			}
+			if len(d.rearmed) > 0 && c.Flags&ring.CQEFMore == 0 {
+				delete(d.rearmed, c.UserData)
 			}
 			d.deliver(c.UserData, c.Res, c.Flags)
 		}

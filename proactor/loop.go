@@ -33,8 +33,8 @@ type Loop struct {
 	slab     slab
 	timers   timerHeap
 	timerSeq uint64
-	backlog  []task // submissions the driver could not take yet
-	epoch    time.Time
+	backlog  []task    // submissions the driver could not take yet
+	epoch    time.Time // immutable: any goroutine may read the loop's clock
 	m        Metrics
 	closing  bool
 	bufs     *Buffers // receive buffers, set up on first use
@@ -176,7 +176,11 @@ func (l *Loop) Post(fn func()) error {
 
 // AfterFunc runs f on the loop goroutine after d. Safe from any goroutine.
 func (l *Loop) AfterFunc(d time.Duration, f func()) *Timer {
-	t := &Timer{l: l, f: f, idx: -1, when: d}
+	// The deadline counts from now, not from when the loop gets to the
+	// task: timers set in order must fire in order even when the loop
+	// takes them in different turns. epoch is immutable, so any
+	// goroutine may read the loop's clock.
+	t := &Timer{l: l, f: f, idx: -1, when: l.now() + max(d, 0)}
 	_ = l.enqueue(task{timer: t})
 	return t
 }
@@ -320,7 +324,6 @@ func (l *Loop) runTasks() {
 				l.call(t.fn)
 			}
 		case t.timer != nil:
-			t.timer.when += l.now()
 			l.timerSeq++
 			t.timer.seq = l.timerSeq
 			l.timers.push(t.timer)
@@ -349,18 +352,16 @@ func (l *Loop) start(t task) uint64 {
 		sl.ts = ring.Timespec{Sec: int64(t.timeout / time.Second), Nsec: int64(t.timeout % time.Second)}
 		ts = &sl.ts
 	}
+	if t.timeout > 0 {
+		sl.deadline = l.now() + t.timeout
+	}
 	err := l.drv.submit(ud, t.op, ts)
 	if errors.Is(err, errNoLinkTimeout) {
 		// This driver (or this op on it) cannot link a timeout: use a
 		// loop timer that cancels the op.
 		err = l.drv.submit(ud, t.op, nil)
 		if err == nil {
-			sl.timer = l.newTimer(t.timeout, func() {
-				if s := l.slab.lookup(ud); s != nil {
-					s.timedOut = true
-					l.cancel(ud)
-				}
-			})
+			sl.timer = l.deadlineTimer(ud, t.timeout)
 		}
 	} else if err == nil && ts != nil {
 		sl.linked = true
@@ -399,6 +400,25 @@ func (l *Loop) cancelWaiter(w *waiter) {
 			return
 		}
 	}
+}
+
+// deadlineTimer cancels the op with ud after d, so that it completes with
+// -ETIME.
+func (l *Loop) deadlineTimer(ud uint64, d time.Duration) *Timer {
+	return l.newTimer(max(d, 0), func() {
+		if s := l.slab.lookup(ud); s != nil {
+			s.timedOut = true
+			l.cancel(ud)
+		}
+	})
+}
+
+// againIsResult reports whether -EAGAIN is op's answer rather than "not
+// ready": for a connect it means the listener's backlog is full (io_uring
+// polls for EINPROGRESS itself), and trying again at once would spin.
+func againIsResult(op Op) bool {
+	_, ok := op.(*Connect)
+	return ok
 }
 
 func (l *Loop) newTimer(d time.Duration, f func()) *Timer {
@@ -444,9 +464,15 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		// io_uring can hand back EAGAIN for a non-blocking socket (a
 		// request punted to io-wq, or no FAST_POLL): run it again once
 		// the fd is ready, as the epoll driver would.
-		if sl := l.slab.lookup(ud); sl != nil && sl.op.Readiness() != 0 {
+		if sl := l.slab.lookup(ud); sl != nil && sl.op.Readiness() != 0 && !againIsResult(sl.op) {
 			if err := l.drv.rearm(ud, sl.op); err == nil {
 				l.m.Rearms++
+				if sl.deadline != 0 && sl.timer == nil {
+					// The op's LINK_TIMEOUT ended with the attempt that
+					// said EAGAIN; the re-armed op keeps its deadline
+					// through a loop timer.
+					sl.timer = l.deadlineTimer(ud, sl.deadline-l.now())
+				}
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/compat"
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -67,19 +68,37 @@ func (o *Connect) Perform() (int32, uint32) {
 			return 0, 0
 		case unix.EINPROGRESS, unix.EINTR:
 			return -int32(unix.EAGAIN), 0
+		case unix.EAGAIN:
+			// A unix listener's backlog is full. io_uring completes the
+			// connect with -EAGAIN (checked on 6.18); so must epoll,
+			// rather than wait for a writability that an unconnected
+			// unix socket always has and then read SO_ERROR 0.
+			o.started = false
+			return -int32(unix.EAGAIN), compat.FlagAgainIsResult
 		default:
 			return -int32(errno), 0
 		}
 	}
-	// Writable: the connect finished, SO_ERROR says how.
-	v, err := unix.GetsockoptInt(o.Fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
-		return errnoRes(err), 0
-	}
-	if v == int(unix.EINPROGRESS) || v == int(unix.EALREADY) {
+	// Writable: the connect finished. Ask connect(2) again rather than
+	// only reading SO_ERROR, as io_uring does on its retry: the second
+	// call is what moves the socket to connected in the socket layer, so
+	// that a later connect says EISCONN on both drivers, not 0 here.
+	_, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(o.Fd), uintptr(unsafe.Pointer(&o.Addr)), uintptr(o.AddrLen))
+	switch errno {
+	case 0:
+		return 0, 0
+	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
 		return -int32(unix.EAGAIN), 0
+	case unix.EISCONN:
+		// Connected before this call: SO_ERROR holds the outcome.
+		v, err := unix.GetsockoptInt(o.Fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return errnoRes(err), 0
+		}
+		return -int32(v), 0
+	default:
+		return -int32(errno), 0
 	}
-	return -int32(v), 0
 }
 
 // Recv receives into Buf (IORING_OP_RECV, 5.6). res is the byte count, 0 at
@@ -157,6 +176,12 @@ func (o *SendZC) Perform() (int32, uint32) {
 	if o.sent {
 		return 0, ring.CQEFNotif
 	}
+	if !zeroCopyFamily(o.Fd) {
+		// io_uring refuses SEND_ZC on sockets without MSG_ZEROCOPY
+		// support (unix sockets), still with two completions.
+		o.sent = true
+		return -int32(unix.EOPNOTSUPP), ring.CQEFMore
+	}
 	n := send(o.Fd, o.Buf, o.Flags)
 	if n == -int32(unix.EAGAIN) {
 		return n, 0
@@ -168,6 +193,14 @@ func (o *SendZC) Perform() (int32, uint32) {
 	}
 	o.sent = true
 	return n, ring.CQEFMore
+}
+
+// zeroCopyFamily reports whether fd is a socket that supports zero-copy
+// sends: only TCP and UDP over IPv4 and IPv6 do (SOCK_SUPPORT_ZC). Anything
+// else, including a failed lookup, is left to send(2) to judge.
+func zeroCopyFamily(fd int) bool {
+	d, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return err != nil || d == unix.AF_INET || d == unix.AF_INET6
 }
 
 // Shutdown shuts down part of a full-duplex connection (IORING_OP_SHUTDOWN, 5.11).

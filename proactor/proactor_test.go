@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringo-io/ringo/ring"
@@ -30,6 +31,28 @@ var drivers = []struct {
 	{"uring-netpoll", Options{Backend: Uring, Wait: WaitNetpoll}},
 	{"epoll", Options{Backend: Epoll, Wait: WaitEnter}},
 	{"epoll-netpoll", Options{Backend: Epoll, Wait: WaitNetpoll}},
+	// The kernel matrix: Auto on each simulated release, so io_uring
+	// where that release can serve (with per-op fallback for the opcodes
+	// it lacks) and epoll before 5.5.
+	{"k5.1", Options{Kernel: "5.1"}},
+	{"k5.4", Options{Kernel: "5.4"}},
+	{"k5.6", Options{Kernel: "5.6"}},
+	{"k5.7", Options{Kernel: "5.7"}},
+	{"k5.10", Options{Kernel: "5.10"}},
+	{"k5.15", Options{Kernel: "5.15"}},
+	{"k5.19", Options{Kernel: "5.19"}},
+	{"k6.1", Options{Kernel: "6.1"}},
+	{"native", Options{Kernel: "native"}},
+}
+
+// sandboxDrivers replace drivers in a child under a seccomp filter: there
+// Auto must choose epoll, and the whole suite runs on it.
+var sandboxDrivers = []struct {
+	name string
+	opts Options
+}{
+	{"auto", Options{}},
+	{"auto-enter", Options{Wait: WaitEnter}},
 }
 
 // eachDriver runs f on a one-loop proactor of each driver (and, with
@@ -41,15 +64,40 @@ func eachDriver(t *testing.T, f func(t *testing.T, p *Proactor)) {
 // eachDriverOpts is eachDriver with extra options (buffers, kernel).
 func eachDriverOpts(t *testing.T, extra Options, f func(t *testing.T, p *Proactor)) {
 	for _, d := range drivers {
+		if extra.Kernel != "" && d.opts.Kernel != "" {
+			continue // the test walks kernels itself
+		}
 		t.Run(d.name, func(t *testing.T) {
+			checkLeaks(t)
 			opts := d.opts
 			opts.Loops = 1
 			opts.Logger = quiet
-			opts.Kernel, opts.Buffers, opts.BufferSize = extra.Kernel, extra.Buffers, extra.BufferSize
+			if extra.Kernel != "" {
+				opts.Kernel = extra.Kernel
+			}
+			opts.Buffers, opts.BufferSize = extra.Buffers, extra.BufferSize
 			p := newProactor(t, opts)
 			f(t, p)
 		})
 	}
+}
+
+// checkLeaks fails t if, once its cleanups (the proactor's Close among
+// them) have run, it left a goroutine or a file descriptor behind.
+func checkLeaks(t *testing.T) {
+	fds := countFds()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		if err := goleak.Find(ignore); err != nil {
+			t.Errorf("leaked goroutines: %v", err)
+		}
+		if n := countFds(); n > fds {
+			t.Errorf("leaked %d file descriptors", n-fds)
+		}
+	})
 }
 
 func newProactor(t *testing.T, opts Options) *Proactor {
@@ -388,15 +436,25 @@ func TestTimers(t *testing.T) {
 		var mu sync.Mutex
 		var order []int
 		var wg sync.WaitGroup
-		for _, i := range []int{5, 1, 4, 2, 3, 3} {
-			wg.Add(1)
-			l.AfterFunc(time.Duration(i)*5*time.Millisecond, func() {
-				mu.Lock()
-				order = append(order, i)
-				mu.Unlock()
-				wg.Done()
-			})
-		}
+		// All deadlines from one instant of the loop clock: set one by
+		// one from another goroutine, a preemption between two calls (the
+		// race detector, a loaded machine) can legitimately reorder them.
+		wg.Add(6)
+		require.NoError(t, l.Post(func() {
+			base := l.now()
+			for _, i := range []int{5, 1, 4, 2, 3, 3} {
+				l.timerSeq++
+				l.timers.push(&Timer{l: l, when: base + time.Duration(i)*5*time.Millisecond, seq: l.timerSeq, f: func() {
+					mu.Lock()
+					order = append(order, i)
+					mu.Unlock()
+					wg.Done()
+				}})
+			}
+		}))
+		// AfterFunc from any goroutine fires too.
+		wg.Add(1)
+		l.AfterFunc(time.Millisecond, wg.Done)
 		stopped := l.AfterFunc(10*time.Millisecond, func() { t.Error("stopped timer fired") })
 		stopped.Stop()
 		wg.Wait()
@@ -522,6 +580,9 @@ func TestCloseWithOpsInFlight(t *testing.T) {
 }
 
 func TestBackendSelection(t *testing.T) {
+	if _, ok := sandboxed(); ok {
+		t.Skip("checks detection on an unfiltered host; TestSandbox checks it under filters")
+	}
 	p := newProactor(t, Options{Loops: 1})
 	require.Equal(t, Uring, p.Backend())
 	require.Equal(t, "ok", p.ReasonCode())

@@ -1,6 +1,8 @@
 package proactor
 
 import (
+	"time"
+
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -48,6 +50,7 @@ type slot struct {
 	heldFlags uint32
 	timedOut  bool
 	timer     *Timer
+	deadline  time.Duration // on the loop clock; 0 for none. Survives a re-arm.
 
 	// loopTimeout marks a Timeout op, served by the loop's timer heap.
 	loopTimeout bool
