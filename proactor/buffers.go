@@ -2,6 +2,7 @@ package proactor
 
 import (
 	"os"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,7 +34,14 @@ type Buffers struct {
 	// starved are the buffered receives that stopped on ENOBUFS: they
 	// are started again as soon as a buffer comes back.
 	starved []starvedRecv
-	l       *Loop
+	// taken counts the buffers handed to handlers and not yet released.
+	// A receive can meet ENOBUFS although buffers came back meanwhile
+	// (released by handlers of the same batch of completions, before the
+	// ENOBUFS was read); then no later Release would restart it, so
+	// starve retries it on a timer instead.
+	taken int
+	retry *Timer // pending retry of a starved receive, if any
+	l     *Loop
 }
 
 type starvedRecv struct {
@@ -109,6 +117,12 @@ func (b *Buffers) Release(id uint16) {
 	} else {
 		b.free = append(b.free, id)
 	}
+	b.taken--
+	b.restart()
+}
+
+// restart starts the first paused receive again.
+func (b *Buffers) restart() {
 	if len(b.starved) > 0 {
 		s := b.starved[0]
 		b.starved = b.starved[1:]
@@ -117,6 +131,22 @@ func (b *Buffers) Release(id uint16) {
 				b.l.complete(s.ud, errnoRes(err), 0)
 			}
 		}
+	}
+}
+
+// starve pauses the receive ud until a buffer comes back. If buffers are
+// back already (fewer taken than the pool holds), no Release will come to
+// restart it: a short timer does, without spinning on a kernel that keeps
+// saying ENOBUFS.
+func (b *Buffers) starve(ud uint64, op Op) {
+	b.starved = append(b.starved, starvedRecv{ud, op})
+	if b.taken < b.count && b.retry == nil {
+		b.retry = b.l.newTimer(time.Millisecond, func() {
+			b.retry = nil
+			if b.mem != nil {
+				b.restart()
+			}
+		})
 	}
 }
 

@@ -144,14 +144,6 @@ func TestRecvBuffersCloseWhileStarved(t *testing.T) {
 func TestRecvBuffersReleaseBeforeStall(t *testing.T) {
 	eachDriverOpts(t, Options{Buffers: 2, BufferSize: 64}, func(t *testing.T, p *Proactor) {
 		l := p.Loop(0)
-		if p.Backend() == Uring && (p.Kernel() == "native" || p.Kernel() == "6.1" || p.Kernel() == "5.19") {
-			// Reproduces deterministically on a provided buffer ring
-			// (5.19+). Restarting the receive when fewer buffers are out
-			// than the ring holds fixed it here but made net's
-			// TestServeBackpressure/uring hang (a kernel ENOBUFS with no
-			// buffer out): left open, see the proactor report.
-			t.Skip("known bug on buffer rings: ENOBUFS reaped after the Release strands the receive")
-		}
 		a, b := socketpair(t)
 		events, held := startRecvBuffers(t, l, b, false)
 		for _, msg := range []string{"a", "b"} {

@@ -444,6 +444,7 @@ func (l *Loop) cancel(ud uint64) {
 		l.complete(ud, -int32(unix.ECANCELED), 0)
 		return
 	}
+	sl.cancelled = true
 	l.drv.cancel(ud)
 }
 
@@ -477,12 +478,28 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 			}
 		}
 	}
-	if sl := l.slab.lookup(ud); sl != nil {
+	sl := l.slab.lookup(ud)
+	if sl == nil && flags&ring.CQEFBuffer != 0 && l.bufs != nil {
+		// A stale completion that still took a buffer: give it back, or
+		// the pool shrinks for good.
+		l.bufs.taken++
+		l.bufs.Release(uint16(flags >> ring.CQEBufferShift))
+	}
+	if sl != nil {
 		if rb, ok := sl.op.(*RecvBuffers); ok {
+			if res > 0 && flags&ring.CQEFBuffer != 0 {
+				rb.Bufs.taken++
+			}
 			if res == -int32(unix.ENOBUFS) {
+				if sl.cancelled {
+					// The cancel found nothing in flight: this was the
+					// final completion.
+					l.complete(ud, -int32(unix.ECANCELED), 0)
+					return
+				}
 				// Out of buffers: pause this receive until one comes
 				// back, instead of failing the connection.
-				rb.Bufs.starved = append(rb.Bufs.starved, starvedRecv{ud, sl.op})
+				rb.Bufs.starve(ud, sl.op)
 				l.m.BufferStalls++
 				return
 			}

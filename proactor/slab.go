@@ -54,6 +54,10 @@ type slot struct {
 
 	// loopTimeout marks a Timeout op, served by the loop's timer heap.
 	loopTimeout bool
+	// cancelled: a cancel went to the driver. A buffered receive that
+	// then ends on ENOBUFS is finished, not paused, or the cancel (which
+	// found nothing left to cancel in the kernel) would be lost.
+	cancelled bool
 }
 
 // slab stores slots in fixed chunks so that a slot never moves: a
