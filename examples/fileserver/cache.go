@@ -1,0 +1,342 @@
+package main
+
+import (
+	"mime"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// file is one open regular file with everything its responses need worked
+// out once: its validators and the header lines that never change while
+// the file does not. It is shared by every response that uses it and
+// counted: the descriptor closes when the cache has dropped it and the last
+// response using it (a SendFile in flight, say) has released it.
+type file struct {
+	fd       int
+	size     int64
+	mod      time.Time // truncated to seconds, as Last-Modified is
+	dev, ino uint64
+	mtimeNs  int64
+	etag     string // quoted, strong
+	lastMod  string // http.TimeFormat
+	body     []byte // whole content when small, else nil
+	hdr      []byte // "Content-Type: ...\r\nLast-Modified: ...\r\nETag: ...\r\nAccept-Ranges: bytes\r\n"
+	ctype    string
+	encoding string // "gzip" for a precompressed sibling
+	refs     atomic.Int32
+}
+
+func (f *file) acquire() { f.refs.Add(1) }
+
+func (f *file) release() {
+	if f.refs.Add(-1) == 0 {
+		unix.Close(f.fd)
+	}
+}
+
+// entry is what a request path resolves to: a file, and its precompressed
+// sibling if there is one.
+type entry struct {
+	f, gz   *file
+	checked atomic.Int64 // unix nanoseconds of the last look at the disk
+}
+
+// cache maps request paths to open files. It is bounded in entries (open
+// descriptors) and in bytes of small contents, and an entry older than
+// revalidate is checked against the disk (re-resolved and compared by
+// device, inode, size and mtime) before use, so edits show within that
+// time.
+type cache struct {
+	root       int
+	maxEntries int
+	maxBytes   int64
+	smallMax   int64
+	revalidate time.Duration
+
+	mu    sync.Mutex
+	m     map[string]*entry
+	bytes int64
+}
+
+func newCache(root int) *cache {
+	return &cache{
+		root:       root,
+		maxEntries: 4096,     // descriptors; nginx's open_file_cache max is of this order
+		maxBytes:   64 << 20, // small contents kept in memory
+		smallMax:   64 << 10, // above this the body goes by SendFile
+		revalidate: time.Second,
+		m:          make(map[string]*entry),
+	}
+}
+
+// lookupStatus is what a path resolved to, when it is not a file.
+type lookupStatus int
+
+const (
+	lookFile lookupStatus = iota
+	lookNotFound
+	lookForbidden
+	lookRedirect // a directory asked for without its trailing slash
+	lookListing  // a directory without index.html (listing decides)
+	lookError
+)
+
+// get returns the files for key (the cleaned path, with a trailing slash
+// when the request named a directory) acquired; the caller releases them.
+// now is the request's clock (unix nanoseconds).
+func (c *cache) get(key []byte, now int64) (f, gz *file, st lookupStatus) {
+	c.mu.Lock()
+	e := c.m[string(key)] // no allocation: the compiler special-cases this
+	if e != nil && now-e.checked.Load() < int64(c.revalidate) {
+		f, gz = e.f, e.gz
+		f.acquire()
+		if gz != nil {
+			gz.acquire()
+		}
+		c.mu.Unlock()
+		return f, gz, lookFile
+	}
+	c.mu.Unlock()
+	return c.load(string(key), now)
+}
+
+// load resolves key on disk and refreshes the cache: an unchanged entry is
+// only marked checked, a changed one is replaced, a vanished one dropped.
+func (c *cache) load(key string, now int64) (*file, *file, lookupStatus) {
+	dir := strings.HasSuffix(key, "/")
+	rel := strings.TrimSuffix(key, "/")
+	fd, name, st, ls := c.resolve(rel, dir)
+	if ls != lookFile {
+		c.drop(key)
+		return nil, nil, ls
+	}
+	gzfd, gzst := -1, unix.Stat_t{}
+	if g, err := openBeneath(c.root, name+".gz"); err == nil {
+		if unix.Fstat(g, &gzst) == nil && gzst.Mode&unix.S_IFMT == unix.S_IFREG {
+			gzfd = g
+		} else {
+			unix.Close(g)
+		}
+	}
+	closeNew := func() {
+		unix.Close(fd)
+		if gzfd >= 0 {
+			unix.Close(gzfd)
+		}
+	}
+	c.mu.Lock()
+	if e := c.m[key]; e != nil && e.f.same(&st) && (e.gz == nil) == (gzfd < 0) && (e.gz == nil || e.gz.same(&gzst)) {
+		e.checked.Store(now)
+		e.f.acquire()
+		if e.gz != nil {
+			e.gz.acquire()
+		}
+		c.mu.Unlock()
+		closeNew()
+		return e.f, e.gz, lookFile
+	}
+	c.mu.Unlock()
+	f, err := c.newFile(fd, &st, name, "")
+	if err != nil {
+		closeNew()
+		return nil, nil, lookError
+	}
+	var gz *file
+	if gzfd >= 0 {
+		if gz, err = c.newFile(gzfd, &gzst, name, "gzip"); err != nil {
+			unix.Close(gzfd)
+			gz = nil
+		}
+	}
+	e := &entry{f: f, gz: gz}
+	e.checked.Store(now)
+	c.mu.Lock()
+	if cur := c.m[key]; cur != nil {
+		delete(c.m, key)
+		c.releaseEntryLocked(cur)
+	}
+	size := int64(len(f.body))
+	if gz != nil {
+		size += int64(len(gz.body))
+	}
+	for len(c.m) > 0 && (len(c.m) >= c.maxEntries || c.bytes+size > c.maxBytes) {
+		for k, v := range c.m { // random eviction: cheap and good enough
+			delete(c.m, k)
+			c.releaseEntryLocked(v)
+			break
+		}
+	}
+	c.m[key] = e
+	c.bytes += size
+	f.acquire()
+	if gz != nil {
+		gz.acquire()
+	}
+	c.mu.Unlock()
+	return f, gz, lookFile
+}
+
+// resolve opens rel (the directory's index.html when dir) and stats it.
+// name is the served file's path, which gives its type.
+func (c *cache) resolve(rel string, dir bool) (fd int, name string, st unix.Stat_t, ls lookupStatus) {
+	fd, err := openBeneath(c.root, rel)
+	if err != nil {
+		return -1, "", st, errStatus(err)
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, "", st, lookError
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if dir && rel != "" {
+			unix.Close(fd) // "/file.txt/": not a directory
+			return -1, "", st, lookNotFound
+		}
+		return fd, rel, st, lookFile
+	case unix.S_IFDIR:
+		if !dir {
+			unix.Close(fd)
+			return -1, "", st, lookRedirect
+		}
+		ifd, err := unix.Openat(fd, "index.html", openFlags|unix.O_NOFOLLOW, 0)
+		unix.Close(fd)
+		if err != nil {
+			if err == unix.ENOENT {
+				return -1, "", st, lookListing
+			}
+			return -1, "", st, errStatus(err)
+		}
+		if err := unix.Fstat(ifd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			unix.Close(ifd)
+			return -1, "", st, lookListing
+		}
+		return ifd, path.Join(rel, "index.html"), st, lookFile
+	}
+	unix.Close(fd) // devices, FIFOs, sockets are never served
+	return -1, "", st, lookForbidden
+}
+
+func (c *cache) releaseEntryLocked(e *entry) {
+	c.bytes -= int64(len(e.f.body))
+	e.f.release()
+	if e.gz != nil {
+		c.bytes -= int64(len(e.gz.body))
+		e.gz.release()
+	}
+}
+
+// drop forgets key after it vanished from disk.
+func (c *cache) drop(key string) {
+	c.mu.Lock()
+	if e := c.m[key]; e != nil {
+		delete(c.m, key)
+		c.releaseEntryLocked(e)
+	}
+	c.mu.Unlock()
+}
+
+// close releases every entry (responses in flight keep theirs).
+func (c *cache) close() {
+	c.mu.Lock()
+	for k, e := range c.m {
+		delete(c.m, k)
+		c.releaseEntryLocked(e)
+	}
+	c.mu.Unlock()
+}
+
+func (f *file) same(st *unix.Stat_t) bool {
+	return f.dev == st.Dev && f.ino == st.Ino && f.size == st.Size && f.mtimeNs == st.Mtim.Nano()
+}
+
+// newFile builds a file from an open descriptor; name gives the type (for
+// a gzip sibling, the name without ".gz"). The returned file holds one
+// reference, the cache's.
+func (c *cache) newFile(fd int, st *unix.Stat_t, name, encoding string) (*file, error) {
+	f := &file{
+		fd: fd, size: st.Size, dev: st.Dev, ino: st.Ino, mtimeNs: st.Mtim.Nano(),
+		mod: time.Unix(st.Mtim.Sec, 0).UTC(), encoding: encoding,
+	}
+	f.refs.Store(1)
+	f.lastMod = f.mod.Format(timeFormat)
+	// nginx's ETag shape: mtime and size in hex; the gzip variant differs
+	// by its own size and mtime, and by a suffix so that the two never
+	// collide.
+	f.etag = `"` + strconv.FormatInt(st.Mtim.Sec, 16) + "-" + strconv.FormatInt(st.Size, 16)
+	if encoding != "" {
+		f.etag += "-gz"
+	}
+	f.etag += `"`
+	f.ctype = contentType(name)
+	if f.size <= c.smallMax {
+		body := make([]byte, f.size)
+		n, err := unix.Pread(fd, body, 0)
+		if err != nil {
+			return nil, err
+		}
+		if int64(n) != f.size {
+			// Changed under us: serve what a fresh stat says next time.
+			return nil, unix.EAGAIN
+		}
+		f.body = body
+	}
+	h := make([]byte, 0, 160)
+	h = append(h, "Content-Type: "...)
+	h = append(h, f.ctype...)
+	h = append(h, "\r\nLast-Modified: "...)
+	h = append(h, f.lastMod...)
+	h = append(h, "\r\nETag: "...)
+	h = append(h, f.etag...)
+	h = append(h, "\r\nAccept-Ranges: bytes\r\n"...)
+	if encoding != "" {
+		h = append(h, "Content-Encoding: "...)
+		h = append(h, encoding...)
+		h = append(h, "\r\n"...)
+	}
+	f.hdr = h
+	return f, nil
+}
+
+func errStatus(err error) lookupStatus {
+	switch err {
+	case unix.ENOENT, unix.ENOTDIR, unix.ENAMETOOLONG:
+		return lookNotFound
+	case unix.EACCES, unix.EPERM, unix.EXDEV, unix.ELOOP, errOutside:
+		// EXDEV is openat2's answer for a path that would leave the root.
+		return lookForbidden
+	}
+	return lookError
+}
+
+// types fixes the common types, so that responses do not depend on the
+// host's /etc/mime.types; others come from package mime.
+var types = map[string]string{
+	".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+	".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+	".mjs": "text/javascript; charset=utf-8", ".json": "application/json",
+	".txt": "text/plain; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+	".xml": "text/xml; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+	".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
+	".avif": "image/avif", ".ico": "image/vnd.microsoft.icon", ".wasm": "application/wasm",
+	".pdf": "application/pdf", ".woff": "font/woff", ".woff2": "font/woff2",
+	".mp4": "video/mp4", ".webm": "video/webm", ".gz": "application/gzip",
+	".zip": "application/zip", ".tar": "application/x-tar",
+}
+
+func contentType(name string) string {
+	ext := path.Ext(name)
+	if t, ok := types[ext]; ok {
+		return t
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	rnet "github.com/ringo-io/ringo/net"
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// The "callback" transport: ringo's event-handler API (net.Serve). Each
+// connection lives on a loop goroutine, no goroutine of its own: received
+// bytes are fed to the session in OnData, its output is queued with Write
+// and SendFile, and the loop flushes every connection's queue once per
+// turn. Nothing here blocks.
+
+// evConn is a connection's state on its loop.
+type evConn struct {
+	c       *rnet.EventConn
+	sess    *session
+	hdrTmr  *proactor.Timer // header read timeout, armed while a request is partial
+	hdrGen  uint64
+	pending int // SendFiles in flight
+}
+
+type evHandler struct {
+	s *server
+
+	mu    sync.Mutex
+	conns map[*evConn]struct{}
+}
+
+func (s *server) serveEvents() (*rnet.Server, error) {
+	h := &evHandler{s: s, conns: make(map[*evConn]struct{})}
+	srv, err := rnet.Serve("tcp", s.cfg.addr, h, rnet.ServeOptions{
+		Proactor:    s.p,
+		IdleTimeout: s.cfg.idleTimeout,
+		// A client that does not read gets no more than this queued:
+		// reading pauses, so pipelined requests stop being answered.
+		WriteQueueLimit: outLimit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.evs, s.evh = srv, h
+	s.mu.Unlock()
+	return srv, nil
+}
+
+func (h *evHandler) OnOpen(c *rnet.EventConn) {
+	s := h.s
+	s.accepted.Add(1)
+	if s.open.Load() >= int64(s.cfg.maxConns) || s.draining.Load() {
+		s.rejected.Add(1)
+		c.Write(busyResponse)
+		c.Close()
+		return
+	}
+	s.open.Add(1)
+	remote := ""
+	if s.alog != nil {
+		remote = hostOnly(c.RemoteAddr())
+	}
+	ec := &evConn{c: c, sess: newSession(s, remote)}
+	c.SetContext(ec)
+	h.mu.Lock()
+	h.conns[ec] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
+	ec, _ := c.Context().(*evConn)
+	if ec == nil {
+		return // rejected in OnOpen
+	}
+	sess := ec.sess
+	if sess.closing {
+		return
+	}
+	for again := sess.feed(data); ; again = sess.feed(nil) {
+		ec.emit()
+		if !again {
+			break
+		}
+	}
+	switch {
+	case sess.closing:
+		ec.stopHeaderTimer()
+		c.Close() // after the queue is flushed
+	case sess.partial() && ec.hdrTmr == nil:
+		gen := ec.hdrGen
+		ec.hdrTmr = c.Loop().AfterFunc(h.s.cfg.headerTimeout, func() {
+			if ec.hdrGen == gen && ec.sess.partial() {
+				ec.c.Close()
+			}
+		})
+	case !sess.partial():
+		ec.stopHeaderTimer()
+	}
+}
+
+func (ec *evConn) stopHeaderTimer() {
+	if ec.hdrTmr != nil {
+		ec.hdrTmr.Stop()
+		ec.hdrTmr = nil
+		ec.hdrGen++
+	}
+}
+
+// emit queues the session's output on the connection, in order.
+func (ec *evConn) emit() {
+	c := ec.c
+	ec.sess.flushSegments(func(seg segment, b []byte) {
+		if seg.f == nil {
+			c.Write(b)
+			return
+		}
+		f, want := seg.f, seg.n
+		ec.pending++
+		c.SendFile(f.fd, seg.off, seg.n, func(sent int64, err error) {
+			ec.pending--
+			f.release()
+			if err != nil || sent != want {
+				// The file shrank or the peer left: the response cannot
+				// be completed, so the connection ends here, with a FIN
+				// right after the short body (the client sees it cut
+				// short, not reset). shutdown(2) first, so that responses
+				// queued behind this one fail instead of being sent
+				// where the client expects the rest of this body.
+				unix.Shutdown(c.Fd(), unix.SHUT_WR)
+				c.Close()
+			}
+		})
+	})
+	ec.sess.reset()
+}
+
+func (h *evHandler) OnClose(c *rnet.EventConn, err error) {
+	ec, _ := c.Context().(*evConn)
+	if ec == nil {
+		return
+	}
+	ec.stopHeaderTimer()
+	ec.sess.release()
+	h.mu.Lock()
+	delete(h.conns, ec)
+	h.mu.Unlock()
+	h.s.open.Add(-1)
+}
+
+// drain closes, on their loops, the connections that are between
+// requests; the others close after their current response (draining makes
+// it say Connection: close).
+func (h *evHandler) drain() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ec := range h.conns {
+		ec.c.Loop().Post(func() {
+			if !ec.sess.partial() {
+				ec.c.Close() // flushes what is queued first
+			}
+		})
+	}
+}
+
+func (s *server) shutdownEvents(ctx context.Context) error {
+	s.draining.Store(true)
+	s.evh.drain()
+	err := s.evs.Shutdown(ctx)
+	return err
+}

@@ -1,0 +1,538 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"io"
+	stdnet "net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ringo-io/ringo/proactor"
+)
+
+func TestGetHead(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		c := client(t)
+		for _, tc := range []struct{ path, file, ctype string }{
+			{"/", "index.html", "text/html; charset=utf-8"},
+			{"/index.html", "index.html", "text/html; charset=utf-8"},
+			{"/style.css", "style.css", "text/css; charset=utf-8"},
+			{"/img/ring.png", "img/ring.png", "image/png"},
+			{"/img/ring.svg", "img/ring.svg", "image/svg+xml"},
+			{"/docs/", "docs/index.html", "text/html; charset=utf-8"},
+			{"/docs/guide.txt?x=1", "docs/guide.txt", "text/plain; charset=utf-8"},
+			{"/big.bin", "big.bin", "application/octet-stream"},
+		} {
+			resp, body := do(t, c, "GET", ts.url+tc.path)
+			wantStatus(t, resp, 200)
+			want := fileOf(t, root, tc.file)
+			if body != want {
+				t.Fatalf("GET %s: body differs (%d bytes, want %d)", tc.path, len(body), len(want))
+			}
+			fi, _ := os.Stat(filepath.Join(root, tc.file))
+			h := resp.Header
+			if h.Get("Content-Type") != tc.ctype || h.Get("Content-Length") != strconv.Itoa(len(want)) ||
+				h.Get("Server") != "ringo" || h.Get("ETag") == "" || h.Get("Accept-Ranges") != "bytes" ||
+				h.Get("Last-Modified") != fi.ModTime().UTC().Format(http.TimeFormat) {
+				t.Fatalf("GET %s: headers %v", tc.path, h)
+			}
+			if d, err := http.ParseTime(h.Get("Date")); err != nil || time.Since(d) > 5*time.Second {
+				t.Fatalf("GET %s: Date %q", tc.path, h.Get("Date"))
+			}
+			resp, body = do(t, c, "HEAD", ts.url+tc.path)
+			wantStatus(t, resp, 200)
+			if body != "" || resp.ContentLength != int64(len(want)) {
+				t.Fatalf("HEAD %s: body %q, length %d", tc.path, body, resp.ContentLength)
+			}
+		}
+		if ts.requests.Load() != 16 {
+			t.Fatalf("requests counter %d, want 16", ts.requests.Load())
+		}
+	})
+}
+
+func TestStatuses(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		c := client(t)
+		resp, _ := do(t, c, "GET", ts.url+"/docs?a=b")
+		wantStatus(t, resp, 301)
+		if resp.Header.Get("Location") != "/docs/?a=b" {
+			t.Fatalf("Location %q", resp.Header.Get("Location"))
+		}
+		resp, _ = do(t, c, "GET", ts.url+"/nope.html")
+		wantStatus(t, resp, 404)
+		resp, _ = do(t, c, "GET", ts.url+"/.hidden")
+		wantStatus(t, resp, 404)
+		resp, _ = do(t, c, "GET", ts.url+"/list/") // no index.html, listing off
+		wantStatus(t, resp, 403)
+		resp, _ = do(t, c, "GET", ts.url+"/index.html/")
+		wantStatus(t, resp, 404)
+		for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
+			resp, _ = do(t, c, m, ts.url+"/")
+			wantStatus(t, resp, 405)
+			if resp.Header.Get("Allow") != "GET, HEAD" {
+				t.Fatalf("%s: Allow %q", m, resp.Header.Get("Allow"))
+			}
+		}
+		// The connection survives each of those: one connection served all.
+		if n := ts.accepted.Load(); n != 1 {
+			t.Fatalf("%d connections accepted, want 1 (keep-alive)", n)
+		}
+	})
+}
+
+func TestListing(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, func(c *config) { c.listing = true })
+		resp, body := do(t, client(t), "GET", ts.url+"/list/")
+		wantStatus(t, resp, 200)
+		if !strings.Contains(body, "&lt;b&gt;&amp;x&#34;.txt") || strings.Contains(body, "<b>") || strings.Contains(body, ".secret") {
+			t.Fatalf("listing not escaped or shows dotfiles:\n%s", body)
+		}
+	})
+}
+
+func TestConditional(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		c := client(t)
+		resp, _ := do(t, c, "GET", ts.url+"/style.css")
+		etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		resp, body := do(t, c, "GET", ts.url+"/style.css", "If-None-Match", etag)
+		wantStatus(t, resp, 304)
+		if body != "" || resp.Header.Get("ETag") != etag {
+			t.Fatalf("304: body %q etag %q", body, resp.Header.Get("ETag"))
+		}
+		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-None-Match", `"x", W/`+etag)
+		wantStatus(t, resp, 304)
+		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-None-Match", `"other"`)
+		wantStatus(t, resp, 200)
+		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-Modified-Since", lm)
+		wantStatus(t, resp, 304)
+		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT")
+		wantStatus(t, resp, 200)
+		// If-None-Match wins over If-Modified-Since.
+		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-None-Match", `"other"`, "If-Modified-Since", lm)
+		wantStatus(t, resp, 200)
+	})
+}
+
+func TestRanges(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		c := client(t)
+		small, big := fileOf(t, root, "1k.bin"), fileOf(t, root, "big.bin")
+		for _, tc := range []struct {
+			path, rng string
+			code      int
+			want      string
+			cr        string
+		}{
+			{"/1k.bin", "bytes=0-9", 206, small[:10], "bytes 0-9/1024"},
+			{"/1k.bin", "bytes=1000-", 206, small[1000:], "bytes 1000-1023/1024"},
+			{"/1k.bin", "bytes=-24", 206, small[1000:], "bytes 1000-1023/1024"},
+			{"/1k.bin", "bytes=1000-5000", 206, small[1000:], "bytes 1000-1023/1024"},
+			{"/big.bin", "bytes=100000-299999", 206, big[100000:300000], "bytes 100000-299999/1048576"},
+			{"/1k.bin", "bytes=0-1,5-6", 200, small, ""},
+			{"/1k.bin", "chars=0-1", 200, small, ""},
+			{"/1k.bin", "bytes=5-1", 200, small, ""},
+			{"/1k.bin", "bytes=1024-", 416, "", "bytes */1024"},
+			{"/1k.bin", "bytes=-0", 416, "", "bytes */1024"},
+		} {
+			resp, body := do(t, c, "GET", ts.url+tc.path, "Range", tc.rng)
+			wantStatus(t, resp, tc.code)
+			if body != tc.want || resp.Header.Get("Content-Range") != tc.cr {
+				t.Fatalf("Range %s: %d bytes, Content-Range %q", tc.rng, len(body), resp.Header.Get("Content-Range"))
+			}
+		}
+		resp, _ := do(t, c, "GET", ts.url+"/1k.bin")
+		etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		for _, tc := range []struct {
+			ifRange string
+			code    int
+		}{{etag, 206}, {`"stale"`, 200}, {"W/" + etag, 200}, {lm, 206}, {"Mon, 02 Jan 2006 15:04:05 GMT", 200}} {
+			resp, _ = do(t, c, "GET", ts.url+"/1k.bin", "Range", "bytes=0-9", "If-Range", tc.ifRange)
+			wantStatus(t, resp, tc.code)
+		}
+	})
+}
+
+func TestGzip(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		c := client(t)
+		plain := fileOf(t, root, "style.css")
+		resp, body := do(t, c, "GET", ts.url+"/style.css", "Accept-Encoding", "br, gzip;q=0.8")
+		wantStatus(t, resp, 200)
+		if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Vary") != "Accept-Encoding" ||
+			resp.Header.Get("Content-Type") != "text/css; charset=utf-8" {
+			t.Fatalf("gzip headers %v", resp.Header)
+		}
+		zr, err := gzip.NewReader(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := io.ReadAll(zr)
+		if err != nil || string(dec) != plain {
+			t.Fatalf("gzip body does not decode to style.css: %v", err)
+		}
+		for _, ae := range []string{"", "identity", "gzip;q=0"} {
+			resp, body = do(t, c, "GET", ts.url+"/style.css", "Accept-Encoding", ae)
+			if body != plain || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Vary") != "Accept-Encoding" {
+				t.Fatalf("Accept-Encoding %q: encoding %q", ae, resp.Header.Get("Content-Encoding"))
+			}
+		}
+		// No sibling: no Vary.
+		resp, _ = do(t, c, "GET", ts.url+"/index.html", "Accept-Encoding", "gzip")
+		if resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Vary") != "" {
+			t.Fatalf("index.html: %v", resp.Header)
+		}
+	})
+}
+
+func TestProtocol(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, nil)
+		idx := fileOf(t, root, "index.html")
+
+		// HTTP/1.0: closes unless asked to keep alive.
+		out := raw(t, ts.addr, "GET /index.html HTTP/1.0\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") || !strings.Contains(out, "Connection: close\r\n") || !strings.HasSuffix(out, idx) {
+			t.Fatalf("HTTP/1.0:\n%s", out)
+		}
+		out = raw(t, ts.addr, "GET /index.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /1k.bin HTTP/1.0\r\n\r\n", 5*time.Second)
+		if strings.Count(out, "HTTP/1.1 200 OK") != 2 || !strings.Contains(out, "Connection: keep-alive\r\n") {
+			t.Fatalf("HTTP/1.0 keep-alive:\n%s", out)
+		}
+
+		// Pipelining: ten requests in one write, answered in order; the
+		// last asks to close.
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var req bytes.Buffer
+		paths := []string{"/", "/style.css", "/big.bin", "/1k.bin", "/nope", "/img/ring.png", "/big.bin", "/docs/", "/", "/1k.bin"}
+		for i, p := range paths {
+			conn := ""
+			if i == len(paths)-1 {
+				conn = "Connection: close\r\n"
+			}
+			req.WriteString("GET " + p + " HTTP/1.1\r\nHost: x\r\n" + conn + "\r\n")
+		}
+		if _, err := c.Write(req.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resps := readResponses(t, br, len(paths), "GET")
+		for i, resp := range resps {
+			b, _ := io.ReadAll(resp.Body)
+			want := 200
+			if paths[i] == "/nope" {
+				want = 404
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("pipelined %s: %d", paths[i], resp.StatusCode)
+			}
+			if paths[i] == "/big.bin" && len(b) != 1<<20 {
+				t.Fatalf("pipelined big.bin: %d bytes", len(b))
+			}
+		}
+		if !resps[len(resps)-1].Close {
+			t.Fatal("last response does not say Connection: close")
+		}
+		if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("after Connection: close: %d, %v (want EOF)", n, err)
+		}
+
+		// Errors: each gets its status and a close; others keep being served.
+		keep, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer keep.Close()
+		kr := bufio.NewReader(keep)
+		for _, tc := range []struct {
+			req  string
+			code string
+		}{
+			{"GARBAGE\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\n\r\n", "400"}, // no Host
+			{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", "400"},
+			{"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+			{"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"},
+			{"GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
+			{"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("b", 17000) + "\r\n\r\n", "431"},
+			{"GET /../x HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		} {
+			out := raw(t, ts.addr, tc.req, 5*time.Second)
+			if !strings.HasPrefix(out, "HTTP/1.1 "+tc.code+" ") || !strings.Contains(out, "Connection: close\r\n") {
+				t.Fatalf("%.40q: got\n%.300s", tc.req, out)
+			}
+			// The other connection is still served.
+			if _, err := keep.Write([]byte("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if r := readResponses(t, kr, 1, "GET")[0]; r.StatusCode != 200 {
+				t.Fatalf("keep-alive neighbour got %d", r.StatusCode)
+			}
+		}
+		// A request with a body is answered, then the connection closes.
+		out = raw(t, ts.addr, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 405") || strings.Count(out, "HTTP/1.1") != 1 {
+			t.Fatalf("request with body:\n%s", out)
+		}
+
+	})
+}
+
+func TestMaxConns(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, func(c *config) { c.maxConns = 2 })
+		var held []stdnet.Conn
+		for i := 0; i < 2; i++ {
+			h, err := stdnet.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Close()
+			held = append(held, h)
+			h.Write([]byte("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+			readResponses(t, bufio.NewReader(h), 1, "GET")
+		}
+		out := raw(t, ts.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 503 ") {
+			t.Fatalf("over max-conns:\n%s", out)
+		}
+		held[0].Close()
+		// Room again once a connection is gone.
+		deadline := time.Now().Add(5 * time.Second)
+		for ts.open.Load() > 1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		out = raw(t, ts.addr, "GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+			t.Fatalf("after a slot freed:\n%.200s", out)
+		}
+	})
+}
+
+func TestTimeouts(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, func(c *config) {
+			c.headerTimeout = 300 * time.Millisecond
+			c.idleTimeout = 500 * time.Millisecond
+		})
+		// A slow client that never finishes its head is cut off.
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET / HTTP/1.1\r\nHo"))
+		t0 := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("slow head: read %d, %v (want EOF)", n, err)
+		}
+		if d := time.Since(t0); d > 3*time.Second {
+			t.Fatalf("header timeout took %v", d)
+		}
+		// An idle keep-alive connection is closed.
+		c2, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		c2.Write([]byte("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		br := bufio.NewReader(c2)
+		readResponses(t, br, 1, "GET")
+		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("idle: read %d, %v (want EOF)", n, err)
+		}
+	})
+}
+
+func TestChangesOnDisk(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, func(c *config) { c.revalidate = 20 * time.Millisecond })
+		c := client(t)
+		name := filepath.Join(root, "docs", "guide.txt")
+		_, body := do(t, c, "GET", ts.url+"/docs/guide.txt")
+		if body != fileOf(t, root, "docs/guide.txt") {
+			t.Fatal("first body")
+		}
+		if err := os.WriteFile(name+".new", []byte("new content\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(name+".new", name); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, body = do(t, c, "GET", ts.url+"/docs/guide.txt"); body != "new content\n" {
+			t.Fatalf("after replace: %q", body)
+		}
+		// In place (same inode): a size change is noticed too.
+		if err := os.WriteFile(name, []byte("in place, longer content\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, body = do(t, c, "GET", ts.url+"/docs/guide.txt"); body != "in place, longer content\n" {
+			t.Fatalf("after rewrite: %q", body)
+		}
+		os.Remove(name)
+		time.Sleep(50 * time.Millisecond)
+		if resp, _ := do(t, c, "GET", ts.url+"/docs/guide.txt"); resp.StatusCode != 404 {
+			t.Fatalf("after remove: %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestShrinkDuringSend truncates a large file while its response is being
+// sent: the response ends short and the connection closes; the server
+// keeps serving.
+func TestShrinkDuringSend(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		name := filepath.Join(root, "grow.bin")
+		const size = 32 << 20
+		if err := os.WriteFile(name, bigContent(size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts := start(t, p, root, nil)
+		d := stdnet.Dialer{Control: nil}
+		c, err := d.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*stdnet.TCPConn).SetReadBuffer(64 << 10)
+		c.Write([]byte("GET /grow.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil || resp.ContentLength != size {
+			t.Fatalf("response: %v, length %d", err, resp.ContentLength)
+		}
+		time.Sleep(100 * time.Millisecond) // the send fills the socket and waits
+		if err := os.Truncate(name, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != io.ErrUnexpectedEOF || n >= size {
+			t.Fatalf("shrunk file: read %d, %v (want a short body and ErrUnexpectedEOF)", n, err)
+		}
+		resp, _ = do(t, client(t), "GET", ts.url+"/1k.bin")
+		wantStatus(t, resp, 200)
+	})
+}
+
+func TestAccessLog(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		logf := filepath.Join(t.TempDir(), "access.log")
+		ts := start(t, p, root, func(c *config) { c.logPath = logf })
+		c := client(t)
+		do(t, c, "GET", ts.url+"/1k.bin")
+		do(t, c, "GET", ts.url+"/nope%22x")
+		ts.alog.flush()
+		b, err := os.ReadFile(logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "127.0.0.1 - - [") ||
+			!strings.HasSuffix(lines[0], `"GET /1k.bin HTTP/1.1" 200 1024`) ||
+			!strings.HasSuffix(lines[1], `"GET /nope%22x HTTP/1.1" 404 10`) {
+			t.Fatalf("access log:\n%s", b)
+		}
+	})
+}
+
+// TestShutdown: a response in flight finishes, new connections are refused.
+func TestShutdown(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		cfg := defaultConfig()
+		cfg.root, cfg.addr = root, "127.0.0.1:0"
+		s, err := newServer(cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := s.listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.serve(ln) }()
+		addr := ln.Addr().String()
+		idle, err := stdnet.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idle.Close()
+		busy, err := stdnet.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		busy.(*stdnet.TCPConn).SetReadBuffer(32 << 10)
+		if err := os.WriteFile(filepath.Join(root, "huge.bin"), bigContent(16<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		busy.Write([]byte("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		br := bufio.NewReader(busy)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shut := make(chan error, 1)
+		go func() {
+			ctx, cancel := contextWithTimeout(10 * time.Second)
+			defer cancel()
+			shut <- s.shutdown(ctx)
+		}()
+		time.Sleep(100 * time.Millisecond)
+		if _, err := stdnet.DialTimeout("tcp", addr, time.Second); err == nil {
+			t.Fatal("dial after shutdown began succeeded")
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || n != 16<<20 {
+			t.Fatalf("in-flight response: %d bytes, %v", n, err)
+		}
+		if err := <-shut; err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("idle connection after shutdown: %v", err)
+		}
+	})
+}

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdnet "net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/fs"
+	rnet "github.com/ringo-io/ringo/net"
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// config is what the flags set.
+type config struct {
+	root          string
+	addr          string
+	listing       bool
+	dotfiles      bool
+	maxConns      int
+	headerTimeout time.Duration // from a request's first byte to its blank line
+	idleTimeout   time.Duration // between requests on a keep-alive connection
+	writeTimeout  time.Duration // for one response body to drain
+	logPath       string        // access log: a file, "-" for stdout, "" off
+	api           string        // transport: "callback" (net.Serve) or "conn" (net.Listener)
+	revalidate    time.Duration // how stale a cached file may be before a look at the disk; 0: the cache's default
+}
+
+func defaultConfig() config {
+	return config{
+		addr: "127.0.0.1:8080", maxConns: 10000, api: "callback",
+		headerTimeout: 10 * time.Second, idleTimeout: 60 * time.Second, writeTimeout: 60 * time.Second,
+	}
+}
+
+// server is the transport-independent part shared by every connection:
+// the root, the cache, the counters, the access log.
+type server struct {
+	cfg   config
+	p     *proactor.Proactor
+	root  int // O_DIRECTORY descriptor every open is relative to
+	cache *cache
+	alog  *accessLog
+
+	draining atomic.Bool
+	requests atomic.Int64
+	accepted atomic.Int64
+	rejected atomic.Int64 // over maxConns
+	open     atomic.Int64
+	statuses [6]atomic.Int64 // by class: 1xx..5xx, [0] unused
+
+	mu    sync.Mutex
+	evs   *rnet.Server // callback transport
+	evh   *evHandler
+	ln    stdnet.Listener // conn transport
+	conns map[stdnet.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newServer(cfg config, p *proactor.Proactor) (*server, error) {
+	root, err := unix.Open(cfg.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", cfg.root, err)
+	}
+	s := &server{cfg: cfg, p: p, root: root, cache: newCache(root), conns: make(map[stdnet.Conn]struct{})}
+	if cfg.revalidate > 0 {
+		s.cache.revalidate = cfg.revalidate
+	}
+	if cfg.logPath != "" {
+		if s.alog, err = openAccessLog(cfg.logPath); err != nil {
+			unix.Close(root)
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *server) status(code int) {
+	if c := code / 100; c > 0 && c < len(s.statuses) {
+		s.statuses[c].Add(1)
+	}
+}
+
+// listen opens the server's TCP listener on its proactor.
+func (s *server) listen() (stdnet.Listener, error) {
+	lc := rnet.ListenConfig{Proactor: s.p}
+	return lc.Listen(context.Background(), "tcp", s.cfg.addr)
+}
+
+// serve accepts until the listener closes; each connection gets a
+// goroutine that runs a session over net.Conn (the "conn" transport).
+func (s *server) serve(ln stdnet.Listener) error {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() || errors.Is(err, stdnet.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		s.accepted.Add(1)
+		if s.open.Load() >= int64(s.cfg.maxConns) {
+			s.rejected.Add(1)
+			// The socket buffer is empty: this write does not block.
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(busyResponse)
+			c.Close()
+			continue
+		}
+		s.open.Add(1)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+var busyResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nServer: ringo\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+func (s *server) serveConn(c stdnet.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.open.Add(-1)
+		s.wg.Done()
+	}()
+	sock := -1
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { sock = int(fd) })
+		}
+	}
+	sess := newSession(s, hostOnly(c.RemoteAddr()))
+	defer sess.release()
+	buf := make([]byte, 16<<10)
+	var idleSet, writeSet time.Time
+	inHeader := false
+	for {
+		now := time.Now()
+		switch {
+		case sess.partial() && !inHeader:
+			inHeader = true
+			c.SetReadDeadline(now.Add(s.cfg.headerTimeout))
+			idleSet = time.Time{}
+		case !sess.partial() && now.Sub(idleSet) > time.Second:
+			// Refreshed at most once a second: a deadline is a timer op.
+			inHeader = false
+			idleSet = now
+			c.SetReadDeadline(now.Add(s.cfg.idleTimeout))
+		}
+		if s.draining.Load() && !sess.partial() {
+			return
+		}
+		n, err := c.Read(buf)
+		if n > 0 {
+			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
+				if ferr := s.flush(c, sock, sess, &writeSet); ferr != nil {
+					return
+				}
+				if !again {
+					break
+				}
+			}
+			if !sess.partial() {
+				inHeader = false
+			}
+			if sess.closing {
+				// Lingering close: let the client read the last response
+				// before an RST from unread input could destroy it.
+				if tc, ok := c.(interface{ CloseWrite() error }); ok {
+					tc.CloseWrite()
+					c.SetReadDeadline(time.Now().Add(time.Second))
+					io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+				}
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// flush sends the session's output in order: byte runs with Write, file
+// runs with fs.SendFileFd (zero copy). Any error ends the connection; a
+// file that shrank mid-send is one (its response cannot be completed).
+func (s *server) flush(c stdnet.Conn, sock int, sess *session, writeSet *time.Time) error {
+	var err error
+	// Like the read deadline, the write deadline moves at most once a
+	// second: each move is a timer operation.
+	if now := time.Now(); now.Sub(*writeSet) > time.Second {
+		*writeSet = now
+		c.SetWriteDeadline(now.Add(s.cfg.writeTimeout))
+	}
+	sess.flushSegments(func(seg segment, b []byte) {
+		if seg.f == nil {
+			if err == nil {
+				_, err = c.Write(b)
+			}
+			return
+		}
+		if err == nil {
+			if sock < 0 {
+				err = errors.New("no socket descriptor for SendFile")
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.writeTimeout)
+				var n int64
+				n, err = fs.SendFileFd(ctx, s.p.Next(), sock, seg.f.fd, seg.off, seg.n)
+				cancel()
+				if err == nil && n != seg.n {
+					err = fs.ErrFileShrunk
+				}
+			}
+		}
+		seg.f.release()
+	})
+	sess.reset()
+	return err
+}
+
+// shutdown stops accepting, lets idle connections go and waits for the
+// responses in flight until ctx ends; then it closes what is left.
+func (s *server) shutdown(ctx context.Context) error {
+	var err error
+	s.mu.Lock()
+	evs := s.evs
+	s.mu.Unlock()
+	if evs != nil {
+		err = s.shutdownEvents(ctx)
+	} else {
+		err = s.shutdownConns(ctx)
+	}
+	s.cache.close()
+	if s.alog != nil {
+		s.alog.close()
+	}
+	unix.Close(s.root)
+	return err
+}
+
+func (s *server) shutdownConns(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		// Wakes readers parked on an idle connection; a connection in
+		// the middle of a response finishes it and then sees draining.
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	return err
+}
+
+func hostOnly(a stdnet.Addr) string {
+	if a == nil {
+		return "-"
+	}
+	h, _, err := stdnet.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// accessLog writes the common log format, buffered and flushed once a
+// second and at close.
+type accessLog struct {
+	mu   sync.Mutex
+	w    *bufio.Writer
+	f    *os.File // nil for stdout
+	stop chan struct{}
+	done chan struct{}
+	line []byte
+}
+
+func openAccessLog(p string) (*accessLog, error) {
+	l := &accessLog{stop: make(chan struct{}), done: make(chan struct{})}
+	if p == "-" {
+		l.w = bufio.NewWriter(os.Stdout)
+	} else {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
+		}
+		l.f, l.w = f, bufio.NewWriter(f)
+	}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				l.flush()
+			case <-l.stop:
+				return
+			}
+		}
+	}()
+	return l, nil
+}
+
+func (l *accessLog) flush() {
+	l.mu.Lock()
+	l.w.Flush()
+	l.mu.Unlock()
+}
+
+// entry: host - - [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.1" 200 2326
+func (l *accessLog) entry(host string, r *request, code int, n int64) {
+	l.mu.Lock()
+	b := append(l.line[:0], host...)
+	b = append(b, " - - ["...)
+	b = time.Now().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, "] \""...)
+	if r != nil {
+		b = appendEscaped(b, r.method)
+		b = append(b, ' ')
+		b = appendEscaped(b, r.target)
+		b = append(b, ' ')
+		b = appendEscaped(b, r.proto)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, "\" "...)
+	b = fmt.Appendf(b, "%d %d\n", code, n)
+	l.w.Write(b)
+	l.line = b
+	l.mu.Unlock()
+}
+
+// appendEscaped writes v with quotes, backslashes and non-ASCII as \xNN,
+// as nginx does, so a request cannot forge log lines or fields.
+func appendEscaped(b, v []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range v {
+		if c == '"' || c == '\\' || c < 0x20 || c >= 0x7f {
+			b = append(b, '\\', 'x', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func (l *accessLog) close() {
+	close(l.stop)
+	<-l.done
+	l.flush()
+	if l.f != nil {
+		l.f.Close()
+	}
+}
