@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// goal is one target from the issues, checked against this run's medians.
+type goal struct {
+	issue, what string
+	got         float64 // the measured ratio or value
+	want        float64
+	atLeast     bool // got >= want passes; otherwise got <= want
+}
+
+// goals lists the issues' targets that this run measured. The proactor
+// rows use the default wait mode (netpoll).
+func (s *suite) goals() []goal {
+	var g []goal
+	ratio := func(a, b float64) float64 {
+		if b == 0 {
+			return math.NaN()
+		}
+		return a / b
+	}
+	add := func(issue, what string, got, want float64, atLeast bool) {
+		if !math.IsNaN(got) {
+			g = append(g, goal{issue, what, got, want, atLeast})
+		}
+	}
+	for _, b := range []string{"32", "256"} {
+		add("2", "ring NOPs at batch "+b+": ringo / liburing ops/s", ratio(s.med("nop", "batch="+b, "ringo", "ops/s"), s.med("nop", "batch="+b, "liburing", "ops/s")), 0.8, true)
+		add("2", "ring NOPs at batch "+b+": allocs/op", s.med("nop", "batch="+b, "ringo", "allocs/op"), 0, false)
+	}
+	ring := s.med("nop", "batch=32", "ringo", "ns/op")
+	wake := s.med("proactor", "GoroutineWake", "Go runtime", "ns/op")
+	for _, d := range []string{"uring-netpoll", "epoll-netpoll"} {
+		add("3/4", "NopCallback ("+d+") ns/op / raw ring batch 32", ratio(s.med("proactor", "NopCallback", d, "ns/op"), ring), 1.5, false)
+		add("3/4", "NopBlocking ("+d+") ns/op / goroutine wake-up", ratio(s.med("proactor", "NopBlocking", d, "ns/op"), wake), 2, false)
+	}
+	add("3", "Submitters 1000 (uring-netpoll): SQEs per io_uring_enter", s.med("proactor", "Submitters 1000", "uring-netpoll", "sqes/enter"), 16, true)
+	for _, c := range []string{"100", "1000"} {
+		add("5", "echo callback/uring vs C epoll at "+c+" conns: msgs/s", ratio(s.med("echo", c, "ringo-callback-uring", "msgs/s"), s.med("echo", c, "c-epoll", "msgs/s")), 0.95, true)
+		add("5", "echo callback/uring vs C epoll at "+c+" conns: CPU µs/msg", ratio(s.med("echo", c, "ringo-callback-uring", "CPU µs/msg"), s.med("echo", c, "c-epoll", "CPU µs/msg")), 1.05, false)
+	}
+	add("5", "echo callback/uring vs C epoll at 1 conn: msgs/s", ratio(s.med("echo", "1", "ringo-callback-uring", "msgs/s"), s.med("echo", "1", "c-epoll", "msgs/s")), 0.9, true)
+	add("5", "echo callback/uring vs Go stdlib at 1 conn: p50", ratio(s.med("echo", "1", "ringo-callback-uring", "p50 µs"), s.med("echo", "1", "go-stdlib", "p50 µs")), 1, false)
+	for _, c := range s.cfg.echoConns {
+		k := fmt.Sprint(c)
+		add("5", "echo conn API/uring vs Go stdlib at "+k+" conns: msgs/s", ratio(s.med("echo", k, "ringo-conn-uring", "msgs/s"), s.med("echo", k, "go-stdlib", "msgs/s")), 1, true)
+	}
+	for _, qd := range s.cfg.fsQDs {
+		if qd < 32 {
+			continue
+		}
+		k := fmt.Sprintf("O_DIRECT disk QD %d", qd)
+		best := math.Max(s.med("fsrand", k, "ringo batch", "IOPS"), s.med("fsrand", k, "ringo goroutines", "IOPS"))
+		add("6", k+": best ringo / fio io_uring IOPS", ratio(best, s.med("fsrand", k, "fio io_uring", "IOPS")), 0.9, true)
+		add("6", k+": best ringo / os.File.ReadAt IOPS", ratio(best, s.med("fsrand", k, "os.File.ReadAt", "IOPS")), 4, true)
+	}
+	for _, qd := range s.cfg.fsQDs {
+		k := fmt.Sprintf("tmpfs buffered QD %d", qd)
+		best := math.Max(s.med("fsrand", k, "ringo batch", "IOPS"), s.med("fsrand", k, "ringo goroutines", "IOPS"))
+		fio := math.Max(s.med("fsrand", k, "fio io_uring", "IOPS"), s.med("fsrand", k, "fio psync", "IOPS"))
+		add("6", k+": best ringo / best fio IOPS", ratio(best, fio), 0.9, true)
+	}
+	for _, size := range s.cfg.httpSizes {
+		for _, c := range s.cfg.httpConns {
+			k := fmt.Sprintf("%s c=%d", sizeLabel[size], c)
+			add("7", "file server "+k+": ringo-uring / nginx req/s", ratio(s.med("http", k, "ringo-uring", "req/s"), s.med("http", k, "nginx", "req/s")), 1, true)
+			add("7", "file server "+k+": ringo-epoll / nginx req/s", ratio(s.med("http", k, "ringo-epoll", "req/s"), s.med("http", k, "nginx", "req/s")), 0.8, true)
+			if size == "1k" {
+				add("7", "file server "+k+": ringo-uring / http.FileServer req/s", ratio(s.med("http", k, "ringo-uring", "req/s"), s.med("http", k, "go http.FileServer", "req/s")), 2.5, true)
+			}
+		}
+	}
+	return g
+}
+
+func (s *suite) goalTable(b *strings.Builder) {
+	gs := s.goals()
+	if len(gs) == 0 {
+		return
+	}
+	b.WriteString("### Goals from the issues, checked against this run\n\n")
+	b.WriteString("Each line compares medians of this run; a goal whose peer or ringo program was not measured is left out.\n\n")
+	b.WriteString("| issue | goal | measured | target | met |\n|---|---|---|---|---|\n")
+	met := 0
+	for _, g := range gs {
+		ok := g.got <= g.want
+		op := "<="
+		if g.atLeast {
+			ok, op = g.got >= g.want, ">="
+		}
+		mark := "no"
+		if ok {
+			mark, met = "yes", met+1
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s %s | %s |\n", g.issue, g.what, formatFloat(g.got, 2), op, formatFloat(g.want, 2), mark)
+	}
+	fmt.Fprintf(b, "\n%d of %d goals met in this run.\n\n", met, len(gs))
+}
