@@ -60,7 +60,10 @@ const maxSendChunk = 1 << 30
 // SendFile sends n bytes of f from off to the socket sock without copying
 // them through user space, and returns how many it sent. It runs on loop
 // (nil: f's loop). sock must be a non-blocking stream socket, as package
-// net's are; a blocking one is refused, as it would stall the loop.
+// net's are; a blocking one is refused, as it would stall the loop. Pass
+// the loop that owns sock (net.Conn.Loop for package net's connections):
+// the epoll driver keeps per-descriptor state on the loop an op ran on, and
+// only the owner's close makes that loop forget it.
 //
 // A short transfer is continued until n bytes are sent. When the file ends
 // first (truncated during the transfer) SendFile returns what it sent and

@@ -62,6 +62,13 @@ func newConn(loop *proactor.Loop, s int, network string, laddr, raddr net.Addr) 
 
 func (c *Conn) ok() bool { return c != nil && c.fd.loop != nil }
 
+// Loop returns the proactor loop that runs this connection's ops. Code that
+// submits its own ops on the socket (fs.SendFileFd, for one) must use this
+// loop: Close forgets the descriptor on this loop only, and the epoll
+// reactor of any other loop would keep state for the number, to be applied
+// to whatever descriptor gets it next.
+func (c *Conn) Loop() *proactor.Loop { return c.fd.loop }
+
 func (c *Conn) opErr(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err

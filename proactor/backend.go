@@ -51,8 +51,7 @@ func ParseBackend(s string) (Backend, error) {
 
 // WaitMode is how an idle loop waits for completions, on either driver.
 // Both are implemented so that they can be measured against each other;
-// the default (WaitAuto, the zero value) is the faster one on this machine
-// where it is known to be sound.
+// the default (the zero value) is the faster one on this machine.
 //
 // Measured with taskset -c 1 (GOMAXPROCS=1), go test -bench
 // 'NopBlocking|Submitters' ./proactor/ (docs/BENCHMARKS.md has the table):
@@ -66,14 +65,11 @@ func ParseBackend(s string) (Backend, error) {
 type WaitMode int
 
 const (
-	// WaitAuto is the default: WaitNetpoll on io_uring, WaitEnter on
-	// epoll (see Options.Wait in proactor.go for why epoll differs).
-	WaitAuto WaitMode = iota
 	// WaitNetpoll parks the loop goroutine in Go's netpoller, on an
 	// eventfd the ring signals for every CQE (io_uring) or on the epoll
 	// fd itself (epoll): no thread is held while idle, and a wake-up is a
-	// goroutine wake-up.
-	WaitNetpoll
+	// goroutine wake-up. The default.
+	WaitNetpoll WaitMode = iota
 	// WaitEnter blocks the loop's locked OS thread in io_uring_enter (or
 	// epoll_wait); other goroutines wake it through an eventfd read kept
 	// armed in the ring. The ring can then use SINGLE_ISSUER and

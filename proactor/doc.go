@@ -30,10 +30,9 @@
 // # Waiting
 //
 // How an idle loop waits is Options.Wait (see WaitMode for the numbers):
-// by default on io_uring the loop goroutine parks in Go's netpoller on an
-// eventfd that the ring signals per CQE, so no OS thread is held and a
-// wake-up costs a goroutine wake-up. The epoll driver can park the same way
-// (on its epoll fd) but does not by default yet (see WaitAuto). WaitEnter instead blocks a locked thread in
+// by default the loop goroutine parks in Go's netpoller (on an eventfd that
+// the ring signals per CQE, or on the reactor's epoll fd), so no OS thread
+// is held and a wake-up costs a goroutine wake-up. WaitEnter instead blocks a locked thread in
 // io_uring_enter, which measured 7-10x slower for request/response work
 // here, because the blocked thread keeps its P until sysmon retakes it.
 //

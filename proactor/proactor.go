@@ -63,18 +63,6 @@ func New(opts Options) (*Proactor, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Wait == WaitAuto {
-		// io_uring: netpoll (measured, see WaitMode). epoll: enter, for
-		// now: in netpoll mode a request to the file server on the epoll
-		// driver went unanswered once per run of its full test suite
-		// (loops parked, the client waiting); not yet explained, and not
-		// seen with WaitEnter. The cost is the sysmon delay for Do-style
-		// callers on epoll.
-		opts.Wait = WaitNetpoll
-		if sel.backend == Epoll {
-			opts.Wait = WaitEnter
-		}
-	}
 	p := &Proactor{opts: opts, backend: sel.backend, sel: sel}
 	// Each loop creates its driver on its own goroutine: a SINGLE_ISSUER
 	// ring belongs to the thread that set it up, and a registered ring fd

@@ -140,6 +140,12 @@ func (s *server) serveConn(c stdnet.Conn) {
 		s.wg.Done()
 	}()
 	sock := -1
+	// SendFile ops on the socket go to the conn's own loop: it is the one
+	// that forgets the descriptor when the conn closes.
+	loop := s.p.Next()
+	if rc, ok := c.(*rnet.Conn); ok {
+		loop = rc.Loop()
+	}
 	if sc, ok := c.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			rc.Control(func(fd uintptr) { sock = int(fd) })
@@ -169,7 +175,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
-				if ferr := s.flush(c, sock, sess, &writeSet); ferr != nil {
+				if ferr := s.flush(c, loop, sock, sess, &writeSet); ferr != nil {
 					return
 				}
 				if !again {
@@ -199,7 +205,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 // flush sends the session's output in order: byte runs with Write, file
 // runs with fs.SendFileFd (zero copy). Any error ends the connection; a
 // file that shrank mid-send is one (its response cannot be completed).
-func (s *server) flush(c stdnet.Conn, sock int, sess *session, writeSet *time.Time) error {
+func (s *server) flush(c stdnet.Conn, loop *proactor.Loop, sock int, sess *session, writeSet *time.Time) error {
 	var err error
 	// Like the read deadline, the write deadline moves at most once a
 	// second: each move is a timer operation.
@@ -220,7 +226,7 @@ func (s *server) flush(c stdnet.Conn, sock int, sess *session, writeSet *time.Ti
 			} else {
 				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.writeTimeout)
 				var n int64
-				n, err = fs.SendFileFd(ctx, s.p.Next(), sock, seg.f.fd, seg.off, seg.n)
+				n, err = fs.SendFileFd(ctx, loop, sock, seg.f.fd, seg.off, seg.n)
 				cancel()
 				if err == nil && n != seg.n {
 					err = fs.ErrFileShrunk
