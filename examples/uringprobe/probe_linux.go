@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -62,31 +58,14 @@ var errKilled = errors.New("ring probe child killed by SIGSYS")
 // probeRingInChild runs probeRing in a child process.
 func probeRingInChild(kernel string) (RingFacts, error) {
 	var f RingFacts
-	ctx, cancel := context.WithTimeout(context.Background(), ringChildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
-	if len(os.Args) > 0 {
-		cmd.Args = []string{os.Args[0]}
-	}
-	cmd.Env = append(os.Environ(), ringChildEnv+"="+kernel)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdin = strings.NewReader("")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return f, fmt.Errorf("ring probe child: no answer within %v", ringChildTimeout)
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGSYS {
-			return f, errKilled
-		}
+	out, killed, err := sysinfo.RunSelf(ringChildEnv, kernel, ringChildTimeout, "ring probe child")
+	if killed {
+		return f, errKilled
 	}
 	if err != nil {
-		return f, fmt.Errorf("ring probe child: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return f, err
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &f); err != nil {
+	if err := json.Unmarshal(out, &f); err != nil {
 		return f, fmt.Errorf("ring probe child: %w", err)
 	}
 	return f, nil

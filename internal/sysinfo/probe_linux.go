@@ -129,42 +129,58 @@ func runProbeChild() {
 
 func probeInChild() (SetupResult, error) {
 	res := SetupResult{InChild: true}
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	out, killed, err := RunSelf(probeChildEnv, "1", probeTimeout, "io_uring_setup probe child")
+	if killed {
+		res.Killed = true
+		return res, nil
+	}
+	if err != nil {
+		return res, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || n < 0 || n > 4095 {
+		return res, fmt.Errorf("io_uring_setup probe child: unexpected output %q", out)
+	}
+	res.Errno = unix.Errno(n)
+	return res, nil
+}
+
+// RunSelf re-executes this binary with env=val added (replacing any
+// inherited value) and returns what it wrote to stdout. It is how anything
+// that may be killed by a seccomp filter (SIGSYS) is tried in a child
+// instead of in the caller's process: killed reports exactly that. what
+// names the child in errors.
+func RunSelf(env, val string, timeout time.Duration, what string) (stdout []byte, killed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	if len(os.Args) > 0 {
 		cmd.Args = []string{os.Args[0]} // a familiar name in ps and audit logs
 	}
-	cmd.Env = append(withoutEnv(os.Environ(), probeChildEnv), probeChildEnv+"=1")
+	cmd.Env = append(withoutEnv(os.Environ(), env), env+"="+val)
 	// Pipes, not our own descriptors: the child must not write into the
 	// parent's terminal or sockets, and stdout is the answer channel.
-	var stdout, stderr bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd.Stdin = strings.NewReader("")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	// If the child leaves a grandchild holding the pipes, give up on them
 	// rather than hang past the timeout.
 	cmd.WaitDelay = time.Second
 
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("io_uring_setup probe child: no answer within %v", probeTimeout)
+		return nil, false, fmt.Errorf("%s: no answer within %v", what, timeout)
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGSYS {
-			res.Killed = true
-			return res, nil
+			return nil, true, nil
 		}
 	}
 	if err != nil {
-		return res, fmt.Errorf("io_uring_setup probe child: %w%s", err, tail(stderr.String()))
+		return nil, false, fmt.Errorf("%s: %w%s", what, err, tail(errOut.String()))
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(stdout.String()))
-	if err != nil || n < 0 || n > 4095 {
-		return res, fmt.Errorf("io_uring_setup probe child: unexpected output %q%s", stdout.String(), tail(stderr.String()))
-	}
-	res.Errno = unix.Errno(n)
-	return res, nil
+	return out.Bytes(), false, nil
 }
 
 // withoutEnv drops every "key=..." entry, so the child sees one value.
