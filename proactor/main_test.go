@@ -1,12 +1,9 @@
 package proactor
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
+	"github.com/ringo-io/ringo/internal/leakcheck"
 	"github.com/ringo-io/ringo/internal/seccomptest"
 )
 
@@ -19,31 +16,5 @@ func TestMain(m *testing.M) {
 	if _, ok := seccomptest.Installed(); ok {
 		drivers = sandboxDrivers
 	}
-	// Start Go's netpoller first: its epoll fd and eventfd live for the
-	// whole process and are not ours.
-	if r, w, err := os.Pipe(); err == nil {
-		r.Close()
-		w.Close()
-	}
-	before := countFds()
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
-		}
-		if after := countFds(); after > before {
-			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", after-before)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
+	leakcheck.Main(m, nil, nil)
 }

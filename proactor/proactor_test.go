@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/leakcheck"
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -85,7 +86,7 @@ func eachDriverOpts(t *testing.T, extra Options, f func(t *testing.T, p *Proacto
 // checkLeaks fails t if, once its cleanups (the proactor's Close among
 // them) have run, it left a goroutine or a file descriptor behind.
 func checkLeaks(t *testing.T) {
-	fds := countFds()
+	fds := leakcheck.CountFds()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -94,7 +95,7 @@ func checkLeaks(t *testing.T) {
 		if err := goleak.Find(ignore); err != nil {
 			t.Errorf("leaked goroutines: %v", err)
 		}
-		if n := countFds(); n > fds {
+		if n := leakcheck.CountFds(); n > fds {
 			t.Errorf("leaked %d file descriptors", n-fds)
 		}
 	})
