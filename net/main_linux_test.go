@@ -7,11 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/leakcheck"
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -34,67 +33,22 @@ func TestMain(m *testing.M) {
 		rl.Cur = rl.Max
 		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &rl)
 	}
-	// Start Go's netpoller (its epoll fd and wake-up pipe) before counting,
-	// so that they do not show up as leaked.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fdsBefore := countFds()
-
-	uringP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2})
-	epollP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "epoll proactor:", err)
-		os.Exit(1)
-	}
-
-	code := m.Run()
-
-	if uringP != nil {
-		uringP.Close()
-	}
-	epollP.Close()
-	pr.Close()
-	pw.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
-			code = 1
+	leakcheck.Main(m, func() (err error) {
+		uringP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2})
+		epollP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2})
+		if err != nil {
+			return fmt.Errorf("epoll proactor: %w", err)
 		}
-		// Closing is synchronous, but give stragglers (a resolver's
-		// socket, say) a moment before calling it a leak.
-		after := countFds()
-		for i := 0; i < 50 && after > fdsBefore-2; i++ {
-			time.Sleep(10 * time.Millisecond)
-			after = countFds()
+		return nil
+	}, func() {
+		if uringP != nil {
+			uringP.Close()
 		}
-		// -2: the pipe was counted before and is closed now.
-		if after > fdsBefore-2 {
-			fmt.Fprintf(os.Stderr, "leaked fds: %d open before, %d after\n", fdsBefore-2, after)
-			listFds()
-			code = 1
-		}
-	}
-	os.Exit(code)
+		epollP.Close()
+	})
 }
 
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents) - 1 // ReadDir's own descriptor
-}
-
-func listFds() {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range ents {
-		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		fmt.Fprintln(os.Stderr, " ", e.Name(), target)
-	}
-}
+func countFds() int { return leakcheck.CountFds() }
 
 // drivers runs f once per backend, as subtests "uring" and "epoll".
 func drivers(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {

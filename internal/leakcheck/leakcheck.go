@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -41,8 +43,16 @@ func Main(m *testing.M, setup func() error, teardown func()) {
 			fmt.Fprintln(os.Stderr, "leaked goroutines:", err)
 			code = 1
 		}
-		if after := CountFds(); after > before && !profiling() {
-			fmt.Fprintf(os.Stderr, "leaked %d file descriptors\n", after-before)
+		// Closing is synchronous, but give stragglers (a resolver's
+		// socket, say) a moment before calling it a leak.
+		after := CountFds()
+		for i := 0; i < 50 && after > before; i++ {
+			time.Sleep(10 * time.Millisecond)
+			after = CountFds()
+		}
+		if after > before && !profiling() {
+			fmt.Fprintf(os.Stderr, "leaked %d file descriptors; open now:\n", after-before)
+			listFds()
 			code = 1
 		}
 	}
@@ -67,4 +77,12 @@ func profiling() bool {
 		}
 	}
 	return false
+}
+
+func listFds() {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		fmt.Fprintln(os.Stderr, " ", e.Name(), target)
+	}
 }
