@@ -55,6 +55,9 @@ type EventConn struct {
 	sendFn  func(int32, uint32)
 	sfFn    func(int32, uint32)
 	ops     int // ops in flight on fd; the fd is closed only at 0
+	// corked: bytes went out with MSG_MORE and no send since has pushed
+	// them; when the queue empties they are pushed (TCP_CORK off).
+	corked bool
 
 	// Per loop turn.
 	turnBytes  int       // received since turnStart
@@ -364,8 +367,17 @@ func (c *EventConn) flush() {
 	for !c.sending && len(c.q) > 0 && c.state < stateClosed {
 		it := &c.q[0]
 		if it.file < 0 {
+			// Bytes followed by a file (response headers, then the body):
+			// MSG_MORE holds the headers back so they leave in the same
+			// full-sized segments as the file's first bytes, as
+			// TCP_CORK does for nginx's tcp_nopush.
+			flags := 0
+			if len(c.q) > 1 && c.q[1].file >= 0 {
+				flags = unix.MSG_MORE
+			}
+			c.corked = flags != 0
 			if el.inline {
-				n := sendInline(c.fd, it.buf)
+				n := sendInline(c.fd, it.buf, flags)
 				if n > 0 {
 					c.sent(int(n))
 					continue
@@ -375,7 +387,7 @@ func (c *EventConn) flush() {
 					return
 				}
 			}
-			c.sop = proactor.Send{Fd: c.fd, Buf: it.buf}
+			c.sop = proactor.Send{Fd: c.fd, Buf: it.buf, Flags: flags}
 			if _, err := el.l.SubmitInLoop(&c.sop, c.sendFn); err != nil {
 				c.abort(err)
 				return
@@ -398,6 +410,14 @@ func (c *EventConn) flush() {
 	if c.sending || len(c.q) > 0 {
 		return
 	}
+	if c.corked && c.state == stateOpen {
+		// The file after the held bytes sent nothing (it was empty or
+		// ended early): push them now rather than after the kernel's
+		// 200 ms cork timer. Clearing TCP_CORK pushes even when it was
+		// never set, and leaves TCP_NODELAY as it was.
+		c.corked = false
+		_ = unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_CORK, 0)
+	}
 	if c.shutWR && !c.wrDone && c.state == stateOpen {
 		c.wrDone = true
 		if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil {
@@ -410,8 +430,8 @@ func (c *EventConn) flush() {
 	}
 }
 
-func sendInline(fd int, b []byte) int32 {
-	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+func sendInline(fd int, b []byte, flags int) int32 {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), uintptr(flags|unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT), 0, 0)
 	if errno != 0 {
 		return -int32(errno)
 	}
@@ -477,6 +497,7 @@ func (c *EventConn) onSendfile(res int32, _ uint32) {
 	it := &c.q[0]
 	switch {
 	case res > 0:
+		c.corked = false // file bytes went out after the held ones
 		it.off += int64(res)
 		it.sent += int64(res)
 		c.el.m.bytesOut.Add(int64(res))
