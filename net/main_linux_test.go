@@ -19,6 +19,9 @@ import (
 var (
 	uringP, epollP *proactor.Proactor
 	uringErr       error
+	// WaitEnter proactors, which callback servers are best on: the
+	// Serve tests run on these as well.
+	uringEnterP, epollEnterP *proactor.Proactor
 )
 
 func TestMain(m *testing.M) {
@@ -35,16 +38,23 @@ func TestMain(m *testing.M) {
 	}
 	leakcheck.Main(m, func() (err error) {
 		uringP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2})
+		if uringErr == nil {
+			uringEnterP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2, Wait: proactor.WaitEnter})
+		}
 		epollP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2})
+		if err == nil {
+			epollEnterP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2, Wait: proactor.WaitEnter})
+		}
 		if err != nil {
 			return fmt.Errorf("epoll proactor: %w", err)
 		}
 		return nil
 	}, func() {
-		if uringP != nil {
-			uringP.Close()
+		for _, p := range []*proactor.Proactor{uringP, uringEnterP, epollP, epollEnterP} {
+			if p != nil {
+				p.Close()
+			}
 		}
-		epollP.Close()
 	})
 }
 
@@ -59,6 +69,19 @@ func drivers(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {
 		f(t, uringP)
 	})
 	t.Run("epoll", func(t *testing.T) { f(t, epollP) })
+}
+
+// evDrivers is drivers for the callback API: each backend with each
+// WaitMode, as subtests "uring", "epoll", "uring-enter" and "epoll-enter".
+func evDrivers(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {
+	drivers(t, f)
+	t.Run("uring-enter", func(t *testing.T) {
+		if uringEnterP == nil {
+			t.Skipf("io_uring unavailable: %v", uringErr)
+		}
+		f(t, uringEnterP)
+	})
+	t.Run("epoll-enter", func(t *testing.T) { f(t, epollEnterP) })
 }
 
 // listen opens a listener for network on a free address.

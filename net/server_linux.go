@@ -481,19 +481,15 @@ func (el *evLoop) removeConn(c *EventConn) {
 // connection that took longer is a steady stream, not a flood.
 const greedyWindow = time.Millisecond
 
-// touch queues endTurn, which runs once after the turn's completions, and
-// refreshes the clock. Only writes from outside a callback and connections
-// over their share need it: the common path (OnData, then its flush) does
-// not, which saves the loop a wake-up per turn.
+// touch has endTurn run once after the turn's completions (Loop.AtTurnEnd,
+// no wake-up) and refreshes the clock.
 func (el *evLoop) touch() {
 	if el.posted {
 		return
 	}
 	el.posted = true
 	el.clock = time.Now()
-	if el.l.Post(el.endFn) != nil {
-		el.posted = false
-	}
+	el.l.AtTurnEnd(el.endFn)
 }
 
 // endTurn flushes the connections written to this turn, one send each,
@@ -523,6 +519,12 @@ func (el *evLoop) endTurn() {
 		c.turnBytes = 0
 	}
 	el.active = el.active[:0]
+	// On io_uring a turn's sends reach the kernel in one enter. With one
+	// connection to flush there is nothing to batch: send(2) inline
+	// costs the same syscall and saves the CQE and the turn to reap it
+	// (1-connection echo, docs/BENCHMARKS.md).
+	el.inline = !el.uring || len(el.dirty) == 1
+	defer func() { el.inline = !el.uring }()
 	for i := 0; i < len(el.dirty); i++ { // flush may append closes
 		c := el.dirty[i]
 		el.dirty[i] = nil

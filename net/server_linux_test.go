@@ -114,7 +114,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func TestServeEcho(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		for _, tc := range []struct {
 			network string
 			balance Balance
@@ -186,7 +186,7 @@ func TestServeKernels(t *testing.T) {
 }
 
 func TestServeHalfClose(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		s := serve(t, p, "tcp", h, ServeOptions{})
 		c := dialStd(t, s)
@@ -210,7 +210,7 @@ func TestServeHalfClose(t *testing.T) {
 
 // TestServeCloseWrite: the server half-closes and keeps reading.
 func TestServeCloseWrite(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		got := make(chan string, 1)
 		h.onData = func(c *EventConn, data []byte) {
@@ -237,7 +237,7 @@ func TestServeCloseWrite(t *testing.T) {
 }
 
 func TestServePeerReset(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		block := make([]byte, 64<<10)
 		h.onData = func(c *EventConn, data []byte) {
@@ -273,7 +273,7 @@ func TestServePeerReset(t *testing.T) {
 // TestServeBackpressure: a peer that writes without reading fills the
 // write queue; the server stops reading instead of queueing without bound.
 func TestServeBackpressure(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		const limit = 64 << 10
 		h := newEchoHandler()
 		var heldPeak atomic.Int64
@@ -351,7 +351,7 @@ func TestServeBackpressure(t *testing.T) {
 }
 
 func TestServeMaxConns(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		s := serve(t, p, "tcp", h, ServeOptions{MaxConns: 2})
 		c1, c2 := dialStd(t, s), dialStd(t, s)
@@ -372,7 +372,7 @@ func TestServeMaxConns(t *testing.T) {
 }
 
 func TestServeIdleTimeout(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		s := serve(t, p, "tcp", h, ServeOptions{IdleTimeout: 300 * time.Millisecond})
 		busy, idle := dialStd(t, s), dialStd(t, s)
@@ -398,7 +398,7 @@ func TestServeIdleTimeout(t *testing.T) {
 // TestServeEMFILE runs out of descriptors while connections wait: accept
 // backs off (a few tries, not a spin) and serves them once fds are back.
 func TestServeEMFILE(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		// Client sockets first: they need descriptors too.
 		var clients []int
 		for i := 0; i < 3; i++ {
@@ -547,7 +547,7 @@ func TestServeFairness(t *testing.T) {
 }
 
 func TestServeShutdown(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		t.Run("force", func(t *testing.T) {
 			h := newEchoHandler()
 			s := serve(t, p, "tcp", h, ServeOptions{})
@@ -609,7 +609,7 @@ func TestServeShutdown(t *testing.T) {
 }
 
 func TestServeSendFile(t *testing.T) {
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		content := make([]byte, 3<<20+123)
 		rand.Read(content)
 		path := filepath.Join(t.TempDir(), "f")
@@ -739,7 +739,7 @@ func TestServe10k(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		h := newEchoHandler()
 		s := serve(t, p, "tcp", h, ServeOptions{})
 		cmd := exec.Command(exe)
@@ -835,7 +835,7 @@ func TestServeSendFileNoHeldTail(t *testing.T) {
 			}
 		}},
 	}
-	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				send := tc.send(t)

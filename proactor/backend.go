@@ -77,6 +77,28 @@ const (
 	WaitEnter
 )
 
+// String returns "netpoll" or "enter", the names ParseWaitMode takes.
+func (w WaitMode) String() string {
+	switch w {
+	case WaitNetpoll:
+		return "netpoll"
+	case WaitEnter:
+		return "enter"
+	}
+	return fmt.Sprintf("WaitMode(%d)", int(w))
+}
+
+// ParseWaitMode parses "netpoll" or "enter" (a flag's value).
+func ParseWaitMode(s string) (WaitMode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "netpoll":
+		return WaitNetpoll, nil
+	case "enter":
+		return WaitEnter, nil
+	}
+	return WaitNetpoll, fmt.Errorf("proactor: unknown wait mode %q (want netpoll or enter)", s)
+}
+
 // EnvBackend and EnvKernel are the environment variables that choose the
 // backend and the simulated kernel release.
 const (

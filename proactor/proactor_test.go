@@ -668,3 +668,54 @@ func TestSlabStale(t *testing.T) {
 	require.Same(t, sl2, s.lookup(makeUD(idx2, sl2.gen)))
 	require.Nil(t, s.lookup(makeUD(1<<20, 1)))
 }
+
+func TestAtTurnEnd(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		panics := make(chan any, 1)
+		p.opts.OnPanic = func(_ int, v any) { panics <- v }
+		l := p.Loop(0)
+		var log []string // loop goroutine only
+		done := make(chan []string, 1)
+		require.NoError(t, l.Submit(Nop{}, func(int32, uint32) {
+			log = append(log, "op")
+			l.AtTurnEnd(func() { panic("boom") })
+			l.AtTurnEnd(func() {
+				log = append(log, "end")
+				l.AtTurnEnd(func() {
+					log = append(log, "nested")
+					done <- log
+				})
+			})
+		}))
+		// Nothing else happens on the loop: the functions must run before
+		// it waits again, or this waits forever.
+		select {
+		case got := <-done:
+			require.Equal(t, []string{"op", "end", "nested"}, got)
+		case <-time.After(10 * time.Second):
+			t.Fatal("AtTurnEnd functions did not run before the loop waited")
+		}
+		require.Equal(t, "boom", <-panics)
+		require.EqualValues(t, 0, do(t, l, Nop{}))
+	})
+}
+
+// TestPostFromHandlerNoWake: a loop delivering completions is awake, so a
+// Post from a handler must not cost an eventfd write.
+func TestPostFromHandlerNoWake(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		ran := make(chan struct{})
+		w0 := p.Metrics()[0].Wakeups
+		require.NoError(t, l.Submit(Nop{}, func(int32, uint32) {
+			for range 3 {
+				require.NoError(t, l.Post(func() {}))
+			}
+			require.NoError(t, l.Post(func() { close(ran) }))
+		}))
+		<-ran
+		// At most one wake for the Submit and one for the Metrics call;
+		// the four Posts from the handler add none.
+		require.LessOrEqual(t, p.Metrics()[0].Wakeups-w0, uint64(2))
+	})
+}

@@ -24,9 +24,12 @@ func freePort(t *testing.T) string {
 // TestEcho runs the server with each API on each backend, echoes through
 // it, and reads its metrics.
 func TestEcho(t *testing.T) {
-	for _, api := range []string{"callback", "conn"} {
+	// -wait auto is enter for callback and netpoll for conn; the other
+	// two pairings run too.
+	for _, aw := range []struct{ api, wait string }{{"callback", "auto"}, {"callback", "netpoll"}, {"conn", "auto"}, {"conn", "enter"}} {
+		api := aw.api
 		for _, backend := range []string{"uring", "epoll"} {
-			t.Run(api+"/"+backend, func(t *testing.T) {
+			t.Run(api+"-"+aw.wait+"/"+backend, func(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				metrics := freePort(t)
@@ -34,7 +37,7 @@ func TestEcho(t *testing.T) {
 				ready := make(chan string, 1)
 				done := make(chan int, 1)
 				go func() {
-					done <- run(ctx, []string{"-api", api, "-backend", backend, "-loops", "2", "-addr", "127.0.0.1:0", "-metrics", metrics}, &out, &errb, ready)
+					done <- run(ctx, []string{"-api", api, "-wait", aw.wait, "-backend", backend, "-loops", "2", "-addr", "127.0.0.1:0", "-metrics", metrics}, &out, &errb, ready)
 				}()
 				var addr string
 				select {
@@ -83,7 +86,7 @@ func TestEcho(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"-api", "x"}, {"-backend", "x"}, {"-loops", "-1"}, {"extra"}} {
+	for _, args := range [][]string{{"-api", "x"}, {"-backend", "x"}, {"-wait", "x"}, {"-loops", "-1"}, {"extra"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb, nil); code != 2 || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errb.String())

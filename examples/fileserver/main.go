@@ -67,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	fl.StringVar(&cfg.addr, "addr", cfg.addr, "`host:port` to listen on")
 	backend := fl.String("backend", "auto", "`driver`: auto (io_uring where usable, else epoll), uring or epoll")
 	loops := fl.Int("loops", 0, "proactor loops (shards); 0 means one per CPU (GOMAXPROCS)")
+	wait := fl.String("wait", "auto", "how an idle loop waits: netpoll (parked in Go's netpoller), enter (its locked thread blocked in io_uring_enter or epoll_wait) or `auto`: enter for -api callback, whose work all runs on the loops, netpoll for -api conn, whose goroutines need the loops to wake them quickly")
 	fl.StringVar(&cfg.logPath, "log", "", "access log in common log format to this `file` (\"-\" for stdout); off when empty")
 	metrics := fl.String("metrics", "", "serve expvar counters (ringo's proactor, the server's, goroutines) at http://`addr`/debug/vars; off when empty")
 	fl.BoolVar(&cfg.listing, "listing", false, "list a directory that has no index.html (names escaped); otherwise 403")
@@ -94,6 +95,15 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	if cfg.api != "callback" && cfg.api != "conn" {
 		return fmt.Errorf("-api %q: want callback or conn", cfg.api)
 	}
+	wm := proactor.WaitNetpoll
+	if cfg.api == "callback" {
+		wm = proactor.WaitEnter
+	}
+	if *wait != "auto" {
+		if wm, err = proactor.ParseWaitMode(*wait); err != nil {
+			return fmt.Errorf("-wait: %w", err)
+		}
+	}
 	if fi, err := os.Stat(cfg.root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("-root %q is not a directory", cfg.root)
 	}
@@ -110,7 +120,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 		defer pprof.StopCPUProfile()
 	}
 	// The backend choice is printed on the start line instead.
-	p, err := proactor.New(proactor.Options{Backend: b, Loops: *loops, Logger: quietLogger()})
+	p, err := proactor.New(proactor.Options{Backend: b, Loops: *loops, Wait: wm, Logger: quietLogger()})
 	if err != nil {
 		return err
 	}

@@ -20,24 +20,35 @@ import (
 
 // The two proactors every behavioural test runs on; uringP is nil where
 // io_uring cannot serve (those subtests skip with the reason).
+// The proactors the tests serve on, per backend and wait mode: as in the
+// program (-wait auto), the callback API runs on WaitEnter loops and the
+// conn API on WaitNetpoll loops.
 var (
-	uringP, epollP *proactor.Proactor
-	uringErr       error
+	uringP, epollP           *proactor.Proactor // WaitNetpoll
+	uringEnterP, epollEnterP *proactor.Proactor // WaitEnter
+	uringErr                 error
 )
 
 func TestMain(m *testing.M) {
 	uringP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2, Logger: quietLogger()})
+	if uringErr == nil {
+		uringEnterP, uringErr = proactor.New(proactor.Options{Backend: proactor.Uring, Loops: 2, Wait: proactor.WaitEnter, Logger: quietLogger()})
+	}
 	var err error
 	epollP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2, Logger: quietLogger()})
+	if err == nil {
+		epollEnterP, err = proactor.New(proactor.Options{Backend: proactor.Epoll, Loops: 2, Wait: proactor.WaitEnter, Logger: quietLogger()})
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "epoll proactor:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	if uringP != nil {
-		uringP.Close()
+	for _, p := range []*proactor.Proactor{uringP, uringEnterP, epollP, epollEnterP} {
+		if p != nil {
+			p.Close()
+		}
 	}
-	epollP.Close()
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 			goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
@@ -56,16 +67,20 @@ var testAPI = "callback"
 // drivers runs f once per driver and transport.
 func drivers(t *testing.T, f func(t *testing.T, p *proactor.Proactor)) {
 	for _, api := range []string{"callback", "conn"} {
+		up, ep := uringP, epollP
+		if api == "callback" {
+			up, ep = uringEnterP, epollEnterP
+		}
 		t.Run(api+"/uring", func(t *testing.T) {
-			if uringP == nil {
+			if up == nil {
 				t.Skipf("io_uring unavailable: %v", uringErr)
 			}
 			testAPI = api
-			f(t, uringP)
+			f(t, up)
 		})
 		t.Run(api+"/epoll", func(t *testing.T) {
 			testAPI = api
-			f(t, epollP)
+			f(t, ep)
 		})
 	}
 }

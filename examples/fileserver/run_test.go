@@ -96,6 +96,7 @@ func TestRunErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-root", "/nonexistent"},
 		{"-backend", "kqueue"},
+		{"-wait", "spin"},
 		{"-bogus"},
 		{"extra"},
 	} {
