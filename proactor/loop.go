@@ -293,7 +293,10 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		if l.closing && l.slab.inUse == 0 {
 			break
 		}
-		timeout := l.timers.next(l.now())
+		timeout := time.Duration(-1)
+		if len(l.timers) > 0 {
+			timeout = l.timers.next(l.now())
+		}
 		if len(l.backlog) > 0 {
 			timeout = 0
 		}
@@ -364,6 +367,7 @@ func (l *Loop) runTasks() {
 func (l *Loop) start(t task) uint64 {
 	idx, sl := l.slab.alloc()
 	sl.op, sl.h, sl.w = t.op, t.h, t.w
+	sl.code = t.op.Opcode()
 	ud := makeUD(idx, sl.gen)
 	if t.w != nil {
 		t.w.ud = ud
@@ -383,6 +387,12 @@ func (l *Loop) start(t task) uint64 {
 		sl.deadline = l.now() + t.timeout
 	}
 	err := l.drv.submit(ud, t.op, ts)
+	if err == nil {
+		// The common path, first: the op is in.
+		sl.linked = ts != nil
+		l.m.Submitted[sl.code]++
+		return ud
+	}
 	if errors.Is(err, errNoLinkTimeout) {
 		// This driver (or this op on it) cannot link a timeout: use a
 		// loop timer that cancels the op.
@@ -390,8 +400,6 @@ func (l *Loop) start(t task) uint64 {
 		if err == nil {
 			sl.timer = l.deadlineTimer(ud, t.timeout)
 		}
-	} else if err == nil && ts != nil {
-		sl.linked = true
 	}
 	if errors.Is(err, errBusy) {
 		l.m.SQFull++
@@ -402,14 +410,12 @@ func (l *Loop) start(t task) uint64 {
 		l.backlog = append(l.backlog, t)
 		return 0
 	}
+	l.m.Submitted[sl.code]++
 	if err != nil {
 		// The op cannot run at all here; report it like the kernel
 		// would, as a completion.
-		l.m.Submitted[t.op.Opcode()]++
 		l.complete(ud, errnoRes(err), 0)
-		return ud
 	}
-	l.m.Submitted[t.op.Opcode()]++
 	return ud
 }
 
@@ -476,6 +482,9 @@ func (l *Loop) cancel(ud uint64) {
 }
 
 func (l *Loop) runTimers() {
+	if len(l.timers) == 0 {
+		return // no clock read: it is a vDSO call, per turn
+	}
 	now := l.now()
 	for t := l.timers.popDue(now); t != nil; t = l.timers.popDue(now) {
 		l.call(t.f)
@@ -511,44 +520,46 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		}
 	}
 	sl := l.slab.lookup(ud)
-	if sl == nil && flags&ring.CQEFBuffer != 0 && l.bufs != nil {
-		// A stale completion that still took a buffer: give it back, or
-		// the pool shrinks for good.
-		l.bufs.taken++
-		l.bufs.Release(uint16(flags >> ring.CQEBufferShift))
+	if sl == nil {
+		if flags&ring.CQEFBuffer != 0 && l.bufs != nil {
+			// A stale completion that still took a buffer: give it
+			// back, or the pool shrinks for good.
+			l.bufs.taken++
+			l.bufs.Release(uint16(flags >> ring.CQEBufferShift))
+		}
+		l.m.Stale++
+		return
 	}
-	if sl != nil {
-		if rb, ok := sl.op.(*RecvBuffers); ok {
-			if res > 0 && flags&ring.CQEFBuffer != 0 {
-				rb.Bufs.taken++
-			}
-			if res == -int32(unix.ENOBUFS) {
-				if sl.cancelled {
-					// The cancel found nothing in flight: this was the
-					// final completion.
-					l.complete(ud, -int32(unix.ECANCELED), 0)
-					return
-				}
-				// Out of buffers: pause this receive until one comes
-				// back, instead of failing the connection.
-				rb.Bufs.starve(ud, sl.op)
-				l.m.BufferStalls++
+	if rb, ok := sl.op.(*RecvBuffers); ok {
+		if res > 0 && flags&ring.CQEFBuffer != 0 {
+			rb.Bufs.taken++
+		}
+		if res == -int32(unix.ENOBUFS) {
+			if sl.cancelled {
+				// The cancel found nothing in flight: this was the
+				// final completion.
+				l.completeSlot(ud, sl, -int32(unix.ECANCELED), 0)
 				return
 			}
-			if rb.again(res, flags) {
-				// Multishot emulated: deliver as the kernel would have,
-				// then arm the receive again under the same ud.
-				l.callHandler(sl.h, res, flags|ring.CQEFMore)
-				if s := l.slab.lookup(ud); s != nil {
-					if err := l.drv.submit(ud, s.op, nil); err != nil {
-						l.complete(ud, errnoRes(err), 0)
-					}
+			// Out of buffers: pause this receive until one comes back,
+			// instead of failing the connection.
+			rb.Bufs.starve(ud, sl.op)
+			l.m.BufferStalls++
+			return
+		}
+		if rb.again(res, flags) {
+			// Multishot emulated: deliver as the kernel would have, then
+			// arm the receive again under the same ud.
+			l.callHandler(sl.h, res, flags|ring.CQEFMore)
+			if s := l.slab.lookup(ud); s != nil {
+				if err := l.drv.submit(ud, s.op, nil); err != nil {
+					l.complete(ud, errnoRes(err), 0)
 				}
-				return
 			}
+			return
 		}
 	}
-	l.complete(ud, res, flags)
+	l.completeSlot(ud, sl, res, flags)
 }
 
 // linkTimeoutDone handles the companion CQE of a LINK_TIMEOUT: -ETIME if it
@@ -572,12 +583,16 @@ func (l *Loop) linkTimeoutDone(ud uint64, res int32) {
 // complete delivers one completion of the op with ud and frees its slot
 // after the final one.
 func (l *Loop) complete(ud uint64, res int32, flags uint32) {
-	idx, _ := splitUD(ud)
 	sl := l.slab.lookup(ud)
 	if sl == nil {
 		l.m.Stale++
 		return
 	}
+	l.completeSlot(ud, sl, res, flags)
+}
+
+// completeSlot is complete for the slot sl that ud names.
+func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	final := flags&ring.CQEFMore == 0
 	if final && sl.linked {
 		// Wait for the LINK_TIMEOUT's own CQE, which says whether the
@@ -588,14 +603,13 @@ func (l *Loop) complete(ud uint64, res int32, flags uint32) {
 	if sl.timedOut && res == -int32(unix.ECANCELED) {
 		res = -int32(unix.ETIME)
 	}
-	op := sl.op
 	if final {
 		if sl.timer != nil {
 			l.timers.remove(sl.timer)
 		}
-		h, w := sl.h, sl.w
-		l.slab.release(idx, sl)
-		l.m.Completed[op.Opcode()]++
+		h, w, code := sl.h, sl.w, sl.code
+		l.slab.release(uint32(ud), sl)
+		l.m.Completed[code]++
 		if w != nil && flags&ring.CQEFNotif != 0 {
 			// The final CQE of a zero-copy send is its notification:
 			// the waiter keeps the data CQE's result.

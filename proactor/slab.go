@@ -36,9 +36,10 @@ type slot struct {
 	gen  uint32
 	busy bool
 
-	op Op
-	h  Handler
-	w  *waiter
+	op   Op
+	code ring.Op // op.Opcode(), kept to spare an interface call per CQE
+	h    Handler
+	w    *waiter
 
 	// Deadline handling: ts is the LINK_TIMEOUT's timespec (kept here,
 	// in stable memory, until the companion CQE); timer is the heap timer
