@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/proactor"
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -67,9 +68,8 @@ type spliceOutOp struct {
 	n       uint32
 }
 
-// opSpliceSyscall is a pseudo-opcode no ring supports (proactor uses 255
-// for sendfile(2) the same way).
-const opSpliceSyscall ring.Op = 254
+// opSpliceSyscall routes the op through the epoll path on every driver.
+const opSpliceSyscall = proactor.OpSyscall
 
 const spliceOutFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 

@@ -10,7 +10,7 @@ import (
 // Metrics are one loop's counters, copied on the loop goroutine.
 type Metrics struct {
 	Loop         int
-	Submitted    [256]uint64 // by opcode (ring.Op; 255 is sendfile(2))
+	Submitted    [256]uint64 // by opcode (ring.Op; 253-255 are pseudo-opcodes, see op.go)
 	Completed    [256]uint64 // final completions by opcode
 	Wakeups      uint64      // times a submitter woke a sleeping loop
 	SQFull       uint64      // submissions deferred because the SQ was full
@@ -47,8 +47,13 @@ func (m *Metrics) Map() map[string]any {
 				continue
 			}
 			name := ring.Op(i).String()
-			if ring.Op(i) == opSendfile {
+			switch ring.Op(i) {
+			case opSendfile:
 				name = "SENDFILE"
+			case opSelectRecv:
+				name = "RECV_SELECT"
+			case OpSyscall:
+				name = "SYSCALL"
 			}
 			out[name] = v
 		}

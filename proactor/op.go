@@ -41,7 +41,16 @@ type Op interface {
 // A multishot op calls it once per CQE; the last call has no ring.CQEFMore.
 type Handler func(res int32, flags uint32)
 
-// opSendfile is a pseudo-opcode no ring supports: ops that only exist as a
-// syscall (sendfile(2)) report it, so that the io_uring driver routes them
-// through the epoll path, where they run inline when the socket has room.
-const opSendfile ring.Op = 255
+// Pseudo-opcodes, from the top of the byte down, one per kind so that each
+// has its own metrics counter: no ring supports them, so the io_uring
+// driver runs the ops that report them through its epoll path, where they
+// run inline when their fd is ready. 255 is sendfile(2), 254 a buffered
+// receive whose buffer the loop selects (opSelectRecv, buffers.go), and
+// OpSyscall is for ops of other packages that exist only as a syscall.
+const (
+	opSendfile ring.Op = 255
+	// OpSyscall is the opcode an Op defined outside this package reports
+	// when it has no io_uring opcode and must always run as its
+	// non-blocking syscall (fs's splice from a pipe to a socket does).
+	OpSyscall ring.Op = 253
+)

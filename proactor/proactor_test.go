@@ -719,3 +719,18 @@ func TestPostFromHandlerNoWake(t *testing.T) {
 		require.LessOrEqual(t, p.Metrics()[0].Wakeups-w0, uint64(2))
 	})
 }
+
+// TestPseudoOpcodes: the opcodes that route ops through the epoll path are
+// distinct (each has its own metrics counter) and beyond every real one.
+func TestPseudoOpcodes(t *testing.T) {
+	pseudo := []ring.Op{opSendfile, opSelectRecv, OpSyscall}
+	seen := map[ring.Op]bool{}
+	for _, op := range pseudo {
+		require.False(t, seen[op], "pseudo-opcode %d used twice", op)
+		seen[op] = true
+		require.Greater(t, op, ring.OpLast, "pseudo-opcode %d is a real opcode", op)
+	}
+	m := Metrics{}
+	m.Submitted[opSelectRecv], m.Submitted[OpSyscall], m.Submitted[opSendfile] = 1, 2, 3
+	require.Equal(t, map[string]uint64{"RECV_SELECT": 1, "SYSCALL": 2, "SENDFILE": 3}, m.Map()["submitted"])
+}
