@@ -118,7 +118,11 @@ type selection struct {
 	code    sysinfo.Reason
 	why     string
 	release ring.Release
-	probe   *ring.Probe // nil before 5.6
+	// features is the release that gates flags and modes an opcode probe
+	// cannot see (multishot accept, cancel by fd): the simulated one, or
+	// the running kernel's, or Native when uname cannot be read.
+	features ring.Release
+	probe    *ring.Probe // nil before 5.6
 	forced  bool        // chosen by option or environment, not by detection
 }
 
@@ -152,7 +156,12 @@ func choose(opts Options) (selection, error) {
 			return selection{}, fmt.Errorf("proactor: %s: %w", EnvKernel, err)
 		}
 	}
-	sel := selection{backend: b, release: rel, forced: forced}
+	sel := selection{backend: b, release: rel, features: rel, forced: forced}
+	if rel == ring.Native {
+		if kr, err := sysinfo.KernelRelease(); err == nil {
+			sel.features = ring.Release{Major: kr.Major, Minor: kr.Minor}
+		}
+	}
 	if b == Epoll {
 		sel.code = sysinfo.ReasonDisabledByEnv
 		sel.why = "the epoll backend was asked for"

@@ -29,6 +29,9 @@ type uringDriver struct {
 	r           *ring.Ring
 	supported   [256]bool // opcodes this ring runs; the rest go to the reactor
 	canCancelFd bool      // IORING_ASYNC_CANCEL_FD (5.19)
+	// multishotAccept: IORING_ACCEPT_MULTISHOT (5.19). Without it a
+	// multishot Accept runs on the epoll path, which keeps it armed.
+	multishotAccept bool
 	linkTO      bool      // IORING_OP_LINK_TIMEOUT (5.5)
 	mode        WaitMode
 	cqes        []ring.CQE
@@ -78,7 +81,8 @@ func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
 	for op := ring.Op(0); op < ring.OpLast; op++ {
 		d.supported[op] = supports(probe, sel.release, op)
 	}
-	d.canCancelFd = sel.release.Has(ring.Release{Major: 5, Minor: 19})
+	d.canCancelFd = sel.features.Has(ring.Release{Major: 5, Minor: 19})
+	d.multishotAccept = sel.features.Has(ring.Release{Major: 5, Minor: 19})
 	d.linkTO = d.supported[ring.OpLinkTimeout]
 	d.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -118,9 +122,23 @@ func (d *uringDriver) sqe() *ring.SQE {
 	return d.r.GetSQE()
 }
 
+// runs reports whether the ring itself runs op, whose opcode is code;
+// the rest goes to the epoll path.
+func (d *uringDriver) runs(code ring.Op, op Op) bool {
+	if !d.supported[code] {
+		return false
+	}
+	if code == ring.OpAccept && !d.multishotAccept {
+		if a, ok := op.(*Accept); ok && a.Multishot {
+			return false
+		}
+	}
+	return true
+}
+
 func (d *uringDriver) submit(ud uint64, op Op, ts *ring.Timespec) error {
 	code := op.Opcode()
-	if !d.supported[code] {
+	if !d.runs(code, op) {
 		if ts != nil {
 			return errNoLinkTimeout
 		}

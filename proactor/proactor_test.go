@@ -228,6 +228,13 @@ func TestAcceptConnect(t *testing.T) {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
+		if p.Backend() == Uring {
+			// Before 5.19 the kernel has ACCEPT but not its multishot
+			// flag: the op must have run on the epoll path.
+			rel, _ := ring.ParseRelease(p.opts.Kernel) // "": Native
+			old := !rel.Has(ring.Release{Major: 5, Minor: 19})
+			require.Equal(t, old, p.Metrics()[0].Fallbacks > 0, "multishot accept on the epoll path, kernel %q", p.opts.Kernel)
+		}
 		p.Loop(0).Post(func() { p.Loop(0).CancelFdInLoop(lfd) })
 		select {
 		case res := <-accepted:
