@@ -123,7 +123,7 @@ type selection struct {
 	// the running kernel's, or Native when uname cannot be read.
 	features ring.Release
 	probe    *ring.Probe // nil before 5.6
-	forced  bool        // chosen by option or environment, not by detection
+	forced   bool        // chosen by option or environment, not by detection
 }
 
 func (s selection) log(l *slog.Logger) {

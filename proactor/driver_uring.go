@@ -32,9 +32,9 @@ type uringDriver struct {
 	// multishotAccept: IORING_ACCEPT_MULTISHOT (5.19). Without it a
 	// multishot Accept runs on the epoll path, which keeps it armed.
 	multishotAccept bool
-	linkTO      bool      // IORING_OP_LINK_TIMEOUT (5.5)
-	mode        WaitMode
-	cqes        []ring.CQE
+	linkTO          bool // IORING_OP_LINK_TIMEOUT (5.5)
+	mode            WaitMode
+	cqes            []ring.CQE
 
 	// Wake-ups: an eventfd. WaitEnter keeps a READ of it armed in the
 	// ring; WaitNetpoll registers it with the ring and parks on it.
