@@ -19,8 +19,8 @@
 // fs.SendFileFd for bodies (-api conn).
 //
 // What it guarantees: nothing outside -root is served (openat2 with
-// RESOLVE_BENEATH, or a walk that follows no symlink where openat2 is
-// missing); dotfiles are hidden; malformed requests get 400 and close only
+// RESOLVE_BENEATH, or where openat2 is missing the same resolution done
+// one component at a time in user space); dotfiles are hidden; malformed requests get 400 and close only
 // their own connection; request line and header size, header read time,
 // idle time and connection count are bounded.
 package main

@@ -31,9 +31,8 @@ var forceWalk bool
 // the directory root without ever leaving it. With openat2 the kernel
 // enforces it: RESOLVE_BENEATH refuses ".." above the root, absolute
 // symlinks and symlinks that lead out, RESOLVE_NO_MAGICLINKS refuses
-// /proc-style links. Without openat2 the walk opens one component at a time
-// with O_NOFOLLOW, so no symlink is followed at all (stricter: a symlink
-// that stays inside the root is refused too).
+// /proc-style links. Without openat2 (before 5.6, or a seccomp profile
+// that predates it) walkBeneath does the same resolution in user space.
 func openBeneath(root int, rel string) (int, error) {
 	if rel == "" {
 		rel = "."
@@ -53,35 +52,103 @@ func openBeneath(root int, rel string) (int, error) {
 	return walkBeneath(root, rel)
 }
 
+// maxSymlinks is the kernel's limit on symlinks in one lookup (ELOOP).
+const maxSymlinks = 40
+
+// walkBeneath is RESOLVE_BENEATH in user space: one component at a time,
+// each opened with O_NOFOLLOW relative to the directory before it, keeping
+// the open directories from the root down so that ".." pops one instead
+// of asking the kernel (which could climb above the root). A symlink is
+// read and its target's components take its place: an absolute target, or
+// a ".." above the root, is refused (errOutside), as openat2 would. The
+// result is the same file openat2 opens, or the same refusal, at the cost
+// of a syscall or two per component.
 func walkBeneath(root int, rel string) (int, error) {
-	dir, err := unix.Openat(root, ".", openFlags|unix.O_DIRECTORY, 0)
+	top, err := unix.Openat(root, ".", openFlags|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return -1, err
 	}
-	if rel == "." {
-		return dir, nil
-	}
-	parts := strings.Split(rel, "/")
-	for i, p := range parts {
-		if p == "" || p == "." || p == ".." {
-			unix.Close(dir)
-			return -1, unix.ENOENT
+	dirs := []int{top} // dirs[0] is the root
+	defer func() {
+		for _, d := range dirs {
+			unix.Close(d)
 		}
-		flags := openFlags | unix.O_NOFOLLOW
-		if i < len(parts)-1 {
-			flags |= unix.O_DIRECTORY
-		}
-		fd, err := unix.Openat(dir, p, flags, 0)
-		unix.Close(dir)
-		if err != nil {
-			if err == unix.ELOOP || err == unix.ENOTDIR {
+	}()
+	todo := strings.Split(rel, "/")
+	links := 0
+	for len(todo) > 0 {
+		p := todo[0]
+		todo = todo[1:]
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			if len(dirs) == 1 {
 				return -1, errOutside
 			}
+			unix.Close(dirs[len(dirs)-1])
+			dirs = dirs[:len(dirs)-1]
+			continue
+		}
+		last := len(todo) == 0
+		flags := openFlags | unix.O_NOFOLLOW
+		if !last {
+			flags |= unix.O_DIRECTORY
+		}
+		fd, err := openat(dirs[len(dirs)-1], p, flags)
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			// O_NOFOLLOW met a symlink (ELOOP, or ENOTDIR with
+			// O_DIRECTORY): follow it by hand. Anything else that says
+			// so is not a symlink, and its error stands.
+			target, lerr := readlinkat(dirs[len(dirs)-1], p)
+			if lerr != nil {
+				return -1, err
+			}
+			if links++; links > maxSymlinks {
+				return -1, unix.ELOOP
+			}
+			if strings.HasPrefix(target, "/") {
+				return -1, errOutside
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		if err != nil {
 			return -1, err
 		}
-		dir = fd
+		dirs = append(dirs, fd)
 	}
-	return dir, nil
+	// The last one opened is the answer (the root's own when rel led
+	// back to it); the deferred close skips it.
+	fd := dirs[len(dirs)-1]
+	dirs = dirs[:len(dirs)-1]
+	return fd, nil
+}
+
+func openat(dir int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dir, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func readlinkat(dir int, name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(dir, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		if len(buf) >= unix.PathMax {
+			return "", unix.ENAMETOOLONG
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 var errOutside = errors.New("path leaves the root")

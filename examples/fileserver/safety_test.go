@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -63,5 +65,59 @@ func TestTraversalCorpus(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestWalkMatchesOpenat2: the user-space walk used without openat2 opens
+// the same file as openat2 with RESOLVE_BENEATH, or refuses what it
+// refuses, for every path here (symlinks in, out, absolute, looping,
+// through directories, ".." inside and above the root).
+func TestWalkMatchesOpenat2(t *testing.T) {
+	if !haveOpenat2() {
+		t.Skip("openat2 unavailable here: nothing to compare the walk with")
+	}
+	root := makeRoot(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink("../docs", root+"/img/docs"))
+	must(os.Symlink("img/docs/up", root+"/chain"))
+	must(os.Symlink("docs/", root+"/dirlink"))
+	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	must(err)
+	defer unix.Close(rfd)
+	id := func(fd int) [2]uint64 {
+		var st unix.Stat_t
+		must(unix.Fstat(fd, &st))
+		return [2]uint64{st.Dev, st.Ino}
+	}
+	for _, rel := range []string{
+		".", "index.html", "in", "docs", "docs/up", "docs/esc", "docs/loop",
+		"out", "out/secret.txt", "outfile", "abs", "img/docs/up", "chain",
+		"dirlink", "dirlink/up", "docs/../index.html", "docs/../../x",
+		"index.html/x", "nope", "docs/nope", "img/../docs/./up",
+	} {
+		want, werr := unix.Openat2(rfd, rel, &unix.OpenHow{Flags: openFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS})
+		got, gerr := walkBeneath(rfd, rel)
+		switch {
+		case werr == nil && gerr == nil:
+			if id(want) != id(got) {
+				t.Errorf("%q: the walk opened another file than openat2", rel)
+			}
+		case werr != nil && gerr != nil:
+			if errStatus(werr) != errStatus(gerr) {
+				t.Errorf("%q: openat2 %v, walk %v: different statuses", rel, werr, gerr)
+			}
+		default:
+			t.Errorf("%q: openat2 %v, walk %v", rel, werr, gerr)
+		}
+		for _, fd := range []int{want, got} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
 	}
 }
