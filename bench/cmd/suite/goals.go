@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -46,6 +47,10 @@ func (s *suite) goals() []goal {
 	}
 	add("5", "echo callback/uring vs C epoll at 1 conn: msgs/s", ratio(s.med("echo", "1", "ringo-callback-uring", "msgs/s"), s.med("echo", "1", "c-epoll", "msgs/s")), 0.9, true)
 	add("5", "echo callback/uring vs Go stdlib at 1 conn: p50", ratio(s.med("echo", "1", "ringo-callback-uring", "p50 µs"), s.med("echo", "1", "go-stdlib", "p50 µs")), 1, false)
+	idle := strconv.Itoa(s.cfg.idleConns)
+	for _, be := range []string{"uring", "epoll"} {
+		add("5", idle+" idle connections, callback API on "+be+": KiB per connection", s.med("idle", idle, "ringo-callback-"+be, "KiB/conn"), 4, false)
+	}
 	for _, c := range s.cfg.echoConns {
 		k := fmt.Sprint(c)
 		add("5", "echo conn API/uring vs Go stdlib at "+k+" conns: msgs/s", ratio(s.med("echo", k, "ringo-conn-uring", "msgs/s"), s.med("echo", k, "go-stdlib", "msgs/s")), 1, true)

@@ -26,6 +26,7 @@ type config struct {
 	echoConns []int         // echo connection counts
 	echoDur   time.Duration // echo measured window
 	echoWarm  time.Duration
+	idleConns int // idle connections for the memory measurement
 	fsQDs     []int
 	fsDur     time.Duration
 	fsSize    int64 // random-read file size
@@ -39,13 +40,13 @@ type config struct {
 var (
 	full = config{
 		name: "full", runs: 5, benchtime: "1s", nopSecs: 1,
-		echoConns: []int{1, 100, 1000}, echoDur: 2 * time.Second, echoWarm: 500 * time.Millisecond,
+		echoConns: []int{1, 100, 1000}, echoDur: 2 * time.Second, echoWarm: 500 * time.Millisecond, idleConns: 10000,
 		fsQDs: []int{1, 32, 128}, fsDur: 2 * time.Second, fsSize: 1 << 30, seqSize: 256 << 20,
 		httpSizes: []string{"1k", "16k", "1m"}, httpConns: []int{64, 256}, httpDur: 3 * time.Second,
 	}
 	quick = config{
 		name: "quick", runs: 1, benchtime: "200ms", nopSecs: 0.3,
-		echoConns: []int{1, 100}, echoDur: time.Second, echoWarm: 200 * time.Millisecond,
+		echoConns: []int{1, 100}, echoDur: time.Second, echoWarm: 200 * time.Millisecond, idleConns: 2000,
 		fsQDs: []int{32}, fsDur: time.Second, fsSize: 256 << 20, seqSize: 64 << 20,
 		httpSizes: []string{"1k", "1m"}, httpConns: []int{64}, httpDur: time.Second,
 	}
@@ -67,7 +68,7 @@ func main() {
 	stopOnSignal()
 	fl := flag.NewFlagSet(mode, flag.ExitOnError)
 	out := fl.String("out", "", "directory for BENCHMARKS.md and charts (default ../docs for full, out for quick)")
-	only := fl.String("only", "", "comma-separated groups to run (nop,proactor,echo,fsrand,fsseq,http); default all")
+	only := fl.String("only", "", "comma-separated groups to run (nop,proactor,echo,idle,fsrand,fsseq,http); default all")
 	runs := fl.Int("runs", 0, "repetitions of each point (default 5 full, 1 quick)")
 	dur := fl.Duration("duration", 10*time.Minute, "soak: how long")
 	soakServers := fl.String("servers", "ringo", "soak: ringo (examples/fileserver and examples/echo), peers (stdlib stand-ins, to try the harness) or peers-leaky (a stand-in that leaks: the soak must fail)")

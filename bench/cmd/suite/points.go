@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	stdnet "net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +34,9 @@ func (s *suite) plan(only map[string]bool) {
 	}
 	if want("echo") {
 		s.planEcho()
+	}
+	if want("idle") {
+		s.planIdle()
 	}
 	if want("fsrand") || want("fsseq") {
 		s.planFS(want("fsrand"), want("fsseq"))
@@ -233,6 +238,77 @@ func (s *suite) planEcho() {
 		}
 	}
 }
+
+// planIdle measures what an idle connection costs each echo server: RSS
+// before and after idleConns connections that each echoed one byte (so the
+// server really set them up) and then stay silent.
+func (s *suite) planIdle() {
+	const g = "idle"
+	n := s.cfg.idleConns
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && rl.Cur < rl.Max {
+		// The servers inherit it; the suite holds the client ends.
+		rl.Cur = rl.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+	if rl.Cur < uint64(n)+200 {
+		s.skip(g, "idle connections", fmt.Sprintf("RLIMIT_NOFILE %d is below %d connections", rl.Cur, n))
+		return
+	}
+	s.cmd(g, fmt.Sprintf("server: taskset -c %s <echo server> as in the echo table; the suite opens %d connections, echoes one byte on each, waits 1 s, and reads VmRSS from /proc/PID/status before and after", serverCPU, n))
+	for _, sv := range s.echoServers() {
+		if sv.name == "netpoll" || !s.have(g, sv.name, sv.progs...) {
+			continue
+		}
+		s.addTask(g, fmt.Sprintf("%d idle %s", n, sv.name), 15*time.Second, func() ([]sample, error) {
+			port := nextPort()
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			p, err := s.startServer(sv.name, addr, nil, sv.args(port)...)
+			if err != nil {
+				return nil, err
+			}
+			defer p.stop()
+			pid := p.cmd.Process.Pid
+			time.Sleep(300 * time.Millisecond)
+			rss0 := rssKiB(pid)
+			conns := make([]stdnet.Conn, 0, n)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for range n {
+				c, err := stdnet.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					return nil, fmt.Errorf("connection %d: %v", len(conns), err)
+				}
+				conns = append(conns, c)
+			}
+			one := []byte{'x'}
+			for _, c := range conns {
+				if _, err := c.Write(one); err != nil {
+					return nil, err
+				}
+			}
+			for i, c := range conns {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.ReadFull(c, one); err != nil {
+					return nil, fmt.Errorf("echo on connection %d: %v", i, err)
+				}
+			}
+			time.Sleep(time.Second)
+			rss1 := rssKiB(pid)
+			if !p.alive() {
+				return nil, fmt.Errorf("%s exited during the run", sv.name)
+			}
+			return []sample{{key: strconv.Itoa(n), impl: sv.name, metrics: map[string]float64{
+				"KiB/conn": (rss1 - rss0) / float64(n), "RSS MiB": rss1 / 1024}}}, nil
+		})
+	}
+}
+
+// rssKiB is VmRSS of pid.
+func rssKiB(pid int) float64 { return rssMiB(pid) * 1024 }
 
 // makeFile writes size random bytes to path unless a file of that size is
 // already there (the disk file is kept between runs: 1 GiB takes a while).
