@@ -22,6 +22,7 @@ test: deps-test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run XXX -fuzz FuzzParseRequest -fuzztime 10s ./examples/fileserver
+	$(GO) test -run XXX -fuzz FuzzSockaddr -fuzztime 5s ./net
 
 lint:
 	@fmt="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -80,8 +81,9 @@ func zoneID(zone string) (uint32, error) {
 func unixSockaddr(name string) (sockaddr, error) {
 	var sa sockaddr
 	p := (*unix.RawSockaddrUnix)(unsafe.Pointer(&sa.raw))
-	// The path needs room for its NUL unless it is abstract.
-	if name == "" || len(name) >= len(p.Path) {
+	// The path needs room for its NUL unless it is abstract. A NUL inside
+	// would cut a path short, or make a path abstract, silently: refused.
+	if name == "" || len(name) >= len(p.Path) || strings.IndexByte(name, 0) >= 0 {
 		return sa, unix.EINVAL
 	}
 	p.Family = unix.AF_UNIX
