@@ -62,6 +62,12 @@ func ParseBackend(s string) (Backend, error) {
 // goroutines got 999 SQEs per io_uring_enter with WaitNetpoll and 158 with
 // WaitEnter. With a busy loop (NopCallback, batches of 32) the two are
 // within noise of each other.
+//
+// WaitEnter wins where no goroutine waits on the loop: a callback server
+// (net.Serve) whose handlers run on the loops. 1-connection echo: 29-30k
+// msgs/s, p50 30 µs, against 21-23k and 42 µs with WaitNetpoll, because
+// the kernel wakes the blocked thread directly; the conn API on WaitEnter
+// fell to 3.9k.
 type WaitMode int
 
 const (
