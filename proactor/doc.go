@@ -56,6 +56,20 @@
 // io_uring requests, so close a descriptor only after CancelFdInLoop and
 // the final completions (package net does this).
 //
+// # Registered buffers and files
+//
+// Loop.RegisterBuffers maps buffers outside the Go heap and registers them
+// with the loop's ring (REGISTER_BUFFERS), for ReadFixed and WriteFixed
+// (READ_FIXED, WRITE_FIXED); Loop.RegisterFiles registers a file table, so
+// that ReadFixed, WriteFixed, ReadIndexed and WriteIndexed can name a file
+// by index (IOSQE_FIXED_FILE). Registration runs on the loop goroutine (the
+// ring's only submitter), called from any other goroutine. Unregister
+// refuses with EBUSY while an op that uses the registration is in flight;
+// Close releases everything, unmapping the buffers after the ring is gone.
+// On epoll the loop emulates both with pread and pwrite on the same memory
+// and the fds behind the indexes: same results, and the same errnos for a
+// bad buffer (-EINVAL) or file index (-EBADF) (fixed.go).
+//
 // # Not covered
 //
 // Provided buffers on kernels 5.7 to 5.18 (IORING_OP_PROVIDE_BUFFERS, before

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringo-io/ringo/ring"
 )
 
@@ -61,6 +63,19 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 // close()
 //
 //	Called once every op has completed: releases the kernel objects.
+//
+// registerBuffers(iovs), unregisterBuffers()
+//
+//	Register memory outside the Go heap as the kernel's fixed buffers
+//	(READ_FIXED, WRITE_FIXED) and drop them. A driver with no such
+//	registration returns errNoRegister: the Loop then emulates them with
+//	pread and pwrite on the same memory (fixed.go). The Loop calls
+//	unregisterBuffers only when no op in flight uses them.
+//
+// registerFiles(fds), unregisterFiles()
+//
+//	The same for the fixed-file table (IOSQE_FIXED_FILE); -1 is an empty
+//	slot. errNoRegister: the Loop maps indexes back to the fds itself.
 type driver interface {
 	submit(ud uint64, op Op, timeout *ring.Timespec) error
 	rearm(ud uint64, op Op) error
@@ -71,4 +86,8 @@ type driver interface {
 	close() error
 	// stats adds the driver's counters to m.
 	stats(m *Metrics)
+	registerBuffers(iovs []unix.Iovec) error
+	unregisterBuffers() error
+	registerFiles(fds []int32) error
+	unregisterFiles() error
 }

@@ -40,6 +40,8 @@ type Loop struct {
 	bufs     *Buffers // receive buffers, set up on first use
 	turnEnd  []func() // AtTurnEnd functions for this turn
 	turnRun  []func() // the slice being run, kept for its array
+	// Registered buffers and files (fixed.go).
+	fixed fixedState
 
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
