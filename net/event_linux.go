@@ -3,6 +3,7 @@ package net
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -107,6 +108,14 @@ type ServeOptions struct {
 	// receiving from it (a slow reader cannot make the queue grow without
 	// bound through an echo-like handler); receiving resumes when the
 	// queue falls below half of it. 0 means 1 MiB; negative disables it.
+	//
+	// Bytes that arrive after the pause, before the receive has stopped,
+	// are held by the connection (not handed to OnData) until it
+	// resumes. On io_uring that is what the multishot receive had put in
+	// the loop's provided buffers before its cancel reached the kernel:
+	// with a fast sender about the whole pool (proactor.Options.Buffers
+	// x BufferSize, 8 MiB by default), measured up to 1.5 times it; on
+	// epoll, less than the pool. A smaller pool is a smaller bound.
 	WriteQueueLimit int
 	// IdleTimeout closes a connection that has neither received nor sent
 	// anything for that long, with ErrIdleTimeout. 0 means never.
@@ -128,18 +137,47 @@ type ServeOptions struct {
 
 	// Backlog is listen(2)'s queue length; 0 means net.core.somaxconn.
 	Backlog int
-	// FastOpen enables TCP Fast Open on the listeners.
+	// FastOpen enables TCP Fast Open (TCP_FASTOPEN, queue of 256 capped
+	// by net.core.somaxconn) on the listeners. The kernel serves it only
+	// where the net.ipv4.tcp_fastopen sysctl has its server bit (2) set.
 	FastOpen bool
-	// KeepAlive is the TCP keep-alive period of accepted connections;
-	// 0 (the default) leaves keep-alive off, which saves setsockopt calls
-	// per connection on a busy server.
+	// KeepAlive turns TCP keep-alive on for accepted connections, with
+	// this period both as the idle time before the first probe and as
+	// the time between probes (net.TCPConn.SetKeepAlivePeriod's meaning;
+	// whole seconds, rounded up); the probe count stays the system's.
+	// 0 (the default) or negative leaves keep-alive off.
+	//
+	// This and KeepAliveConfig, TCP_NODELAY and FastOpen are set on the
+	// listening sockets, not on each connection: Linux copies a
+	// listener's options into the connections it accepts, so they cost
+	// no system call per connection.
 	KeepAlive time.Duration
+	// KeepAliveConfig, when its Enable is set, replaces KeepAlive and sets
+	// the periods one by one, as package net does: Idle before the first
+	// probe, Interval between probes, Count unanswered probes before the
+	// connection is dropped; 0 means net's default (15s, 15s, 9), and
+	// negative leaves the system's value. Serve fails on values the kernel
+	// refuses (over 32767 seconds, or 127 probes).
+	KeepAliveConfig net.KeepAliveConfig
 	// Nagle leaves Nagle's algorithm on; by default TCP_NODELAY is set on
 	// accepted connections, as package net does.
 	Nagle bool
-	// PinLoops pins loop i's thread to CPU i modulo the CPUs this process
-	// may use. Off by default: the scheduler usually knows better, and
-	// pinning only pays when each loop has a CPU to itself.
+	// PinLoops pins loop i's thread to the i-th CPU (modulo their count)
+	// that the thread calling Serve may use, until Shutdown or Close,
+	// which give the loop threads their former affinity back. Off by
+	// default: the scheduler usually knows better, and pinning only pays
+	// when each loop has a CPU to itself. Serve fails if a thread cannot
+	// be pinned (sched_setaffinity).
+	//
+	// To keep the affinity with the loop, each loop goroutine is locked
+	// to its thread (runtime.LockOSThread) while pinned. On a Proactor
+	// with proactor.WaitEnter the loops run on locked threads anyway, so
+	// pinning changes nothing else. With WaitNetpoll (the default) a loop
+	// goroutine otherwise moves between threads; locked, every wake-up
+	// of the loop is a hand-off to its one thread rather than to any idle
+	// one, which costs latency: pin with WaitEnter. Only the loop threads
+	// are pinned: the Go runtime's other threads (and any the runtime
+	// starts later) keep the process's CPUs.
 	PinLoops bool
 }
 

@@ -116,7 +116,9 @@ func (c *EventConn) Write(b []byte) {
 // sendfile(2) from the page cache without copying through user space. done
 // runs on the loop when the range is sent or failed (ErrConnClosed if the
 // connection closed first); sent < n with a nil error means the file
-// ended. The caller keeps fd open until done.
+// ended. The caller keeps fd open until done. A negative fd or off fails
+// at once with os.ErrInvalid; an fd sendfile(2) cannot read from fails in
+// done with the system call's error, and the connection goes on.
 func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err error)) {
 	if c.state != stateOpen || c.shutWR {
 		if done != nil {
@@ -124,10 +126,10 @@ func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err err
 		}
 		return
 	}
-	if n == 0 || fd < 0 {
+	if n == 0 || fd < 0 || off < 0 {
 		if done != nil {
 			var err error
-			if fd < 0 {
+			if fd < 0 || off < 0 {
 				err = os.ErrInvalid
 			}
 			done(0, err)
@@ -218,8 +220,15 @@ func (c *EventConn) RemoteAddr() net.Addr {
 func (c *EventConn) Loop() *proactor.Loop { return c.el.l }
 
 // Fd returns the socket descriptor, for socket options. Do not close it,
-// read it or write it: the connection owns it.
-func (c *EventConn) Fd() int { return c.fd }
+// read it or write it: the connection owns it. It is -1 once the
+// descriptor is closed (in OnClose and after), whose number may belong to
+// another file by then.
+func (c *EventConn) Fd() int {
+	if c.state == stateDone {
+		return -1
+	}
+	return c.fd
+}
 
 // Pending returns the bytes queued and not yet sent (a SendFile to the end
 // of its file counts as 0 until it is done).
@@ -343,7 +352,13 @@ func (c *EventConn) deliver(data []byte) {
 		if c.paused || c.deferred {
 			// Received after the receive was told to stop (the kernel
 			// had it already): keep it for when reading resumes, so
-			// that the write queue stays within its limit.
+			// that the write queue stays within its limit. How much:
+			// on io_uring, what the multishot receive put into the
+			// loop's provided buffers before its cancel reached the
+			// kernel, which with a fast sender is about the whole pool
+			// (proactor.Options.Buffers x BufferSize); on epoll, what
+			// one readiness event's receives took, fewer bytes than
+			// that. TestServeBackpressureBound measures it.
 			c.held = append(c.held, data...)
 			c.heldPeak = max(c.heldPeak, len(c.held))
 			break

@@ -3,6 +3,7 @@ package net
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -35,6 +36,8 @@ type Server struct {
 	changed   chan struct{} // a connection or listener went away (capacity 1)
 	shutOnce  sync.Once
 	shutDone  chan struct{}
+	unpinOnce sync.Once
+	cpus      []int // PinLoops: the CPUs loops are pinned to, in order
 }
 
 // Serve listens on network ("tcp", "tcp4", "tcp6" or "unix") and address
@@ -75,6 +78,19 @@ func Serve(network, address string, h Handler, opts ServeOptions) (*Server, erro
 	s := &Server{p: p, h: h, opts: opts, network: network,
 		changed: make(chan struct{}, 1), shutDone: make(chan struct{})}
 	s.ticker, _ = h.(Ticker)
+	if opts.PinLoops {
+		// The CPUs of the calling thread, not of a loop thread: a loop
+		// may be pinned already, by another Server.
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			return nil, &net.OpError{Op: "listen", Net: network, Err: os.NewSyscallError("sched_getaffinity", err)}
+		}
+		for c := 0; len(s.cpus) < set.Count() && c < len(set)*64; c++ {
+			if set.IsSet(c) {
+				s.cpus = append(s.cpus, c)
+			}
+		}
+	}
 	loops := p.Loops()
 	s.loops = make([]*evLoop, len(loops))
 	for i, l := range loops {
@@ -150,6 +166,9 @@ func (s *Server) listen(network, address string, n int) ([]int, error) {
 			return fail(err)
 		}
 		fds = append(fds, fd)
+		if err := s.tcpListenerOpts(fd); err != nil {
+			return fail(err)
+		}
 		if i == 0 {
 			s.addr = sockname(fd, network, false)
 			// The other listeners bind the port the first one got, so
@@ -164,6 +183,60 @@ func (s *Server) listen(network, address string, n int) ([]int, error) {
 		}
 	}
 	return fds, nil
+}
+
+// tcpListenerOpts sets the options of accepted connections on a listening
+// socket: Linux copies a listener's socket options (TCP_NODELAY,
+// SO_KEEPALIVE and the keep-alive periods) into every connection it
+// accepts, so setting them once here saves system calls per connection.
+func (s *Server) tcpListenerOpts(fd int) error {
+	if !s.opts.Nagle {
+		if err := setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return err
+		}
+	}
+	ka := s.opts.KeepAliveConfig
+	if !ka.Enable {
+		if s.opts.KeepAlive <= 0 {
+			return nil
+		}
+		ka = net.KeepAliveConfig{Enable: true, Idle: s.opts.KeepAlive, Interval: s.opts.KeepAlive, Count: -1}
+	}
+	if err := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
+		return err
+	}
+	// As package net: 0 is its default (15s, 15s, 9 probes), negative
+	// leaves the system's value.
+	for _, o := range []struct {
+		name int
+		v    int
+		def  int
+	}{
+		{unix.TCP_KEEPIDLE, keepAliveSecs(ka.Idle), 15},
+		{unix.TCP_KEEPINTVL, keepAliveSecs(ka.Interval), 15},
+		{unix.TCP_KEEPCNT, ka.Count, 9},
+	} {
+		v := o.v
+		if v < 0 {
+			continue
+		}
+		if v == 0 {
+			v = o.def
+		}
+		if err := setsockoptInt(fd, unix.IPPROTO_TCP, o.name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepAliveSecs rounds a keep-alive period up to whole seconds, the
+// kernel's unit; negative stays negative (leave as is), 0 stays 0.
+func keepAliveSecs(d time.Duration) int {
+	if d <= 0 {
+		return int(max(d, -1))
+	}
+	return int((d + time.Second - 1) / time.Second)
 }
 
 func itoa(n int) string {
@@ -252,7 +325,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		os.Remove(s.path)
 		s.path = ""
 	}
+	s.unpinOnce.Do(s.unpin)
 	return err
+}
+
+// unpin gives each pinned loop its former affinity back and unlocks its
+// goroutine, once nothing of the Server runs on the loops any more.
+func (s *Server) unpin() {
+	if !s.opts.PinLoops {
+		return
+	}
+	done := make(chan struct{}, len(s.loops))
+	n := 0
+	for _, el := range s.loops {
+		el := el
+		if el.l.Post(func() { el.unpin(); done <- struct{}{} }) == nil {
+			n++
+		}
+	}
+	for ; n > 0; n-- {
+		<-done
+	}
 }
 
 func (s *Server) notify() {
@@ -287,6 +380,8 @@ type evLoop struct {
 	idle    bool      // IdleTimeout is on: connections note their last activity
 	wbufs   [][]byte  // spare write buffers
 	stopped bool
+	pinned  bool        // PinLoops: this goroutine is locked and pinned
+	oldCPUs unix.CPUSet // the thread's affinity before pinning
 
 	nconns atomic.Int64 // len(conns), for LeastConns from the acceptor's loop
 	m      struct {
@@ -312,21 +407,13 @@ func newEvLoop(s *Server, l *proactor.Loop) *evLoop {
 // start runs on the loop: buffers, the accept op, timers.
 func (el *evLoop) start(lfd int) error {
 	s := el.s
-	if s.opts.PinLoops {
-		// Locking here keeps the goroutine on this thread for good, so
-		// that the affinity stays with the loop.
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		if unix.SchedGetaffinity(0, &set) == nil && set.Count() > 0 {
-			cpus := make([]int, 0, set.Count())
-			for c := 0; len(cpus) < set.Count() && c < 1024; c++ {
-				if set.IsSet(c) {
-					cpus = append(cpus, c)
-				}
+	if len(s.cpus) > 0 {
+		if err := el.pin(s.cpus[el.l.ID()%len(s.cpus)]); err != nil {
+			if lfd >= 0 {
+				el.lfd = lfd
+				el.closeListener()
 			}
-			var one unix.CPUSet
-			one.Set(cpus[el.l.ID()%len(cpus)])
-			_ = unix.SchedSetaffinity(0, &one)
+			return err
 		}
 	}
 	if !forcePlainRecv {
@@ -347,6 +434,36 @@ func (el *evLoop) start(lfd int) error {
 		el.l.AfterFunc(s.opts.TickInterval, el.tick)
 	}
 	return nil
+}
+
+// pin binds the loop's thread to cpu. The goroutine is locked to its thread
+// first: otherwise it would leave the pinned thread at its next wait (on
+// WaitNetpoll) and other goroutines would run there instead. A locked
+// thread also has the runtime start new threads from its template thread,
+// so they do not inherit the pin.
+func (el *evLoop) pin(cpu int) error {
+	runtime.LockOSThread()
+	if err := unix.SchedGetaffinity(0, &el.oldCPUs); err != nil {
+		runtime.UnlockOSThread()
+		return os.NewSyscallError("sched_getaffinity", err)
+	}
+	var one unix.CPUSet
+	one.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("pin loop %d to CPU %d: %w", el.l.ID(), cpu, os.NewSyscallError("sched_setaffinity", err))
+	}
+	el.pinned = true
+	return nil
+}
+
+func (el *evLoop) unpin() {
+	if !el.pinned {
+		return
+	}
+	el.pinned = false
+	_ = unix.SchedSetaffinity(0, &el.oldCPUs)
+	runtime.UnlockOSThread()
 }
 
 // forcePlainRecv makes loops skip provided buffers, so that tests cover the
@@ -439,14 +556,8 @@ func (el *evLoop) newConn(fd int) {
 		s.notify()
 		return
 	}
-	if s.network != "unix" {
-		if !s.opts.Nagle {
-			_ = setsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		}
-		if s.opts.KeepAlive > 0 {
-			_ = setKeepAlive(fd, s.opts.KeepAlive)
-		}
-	}
+	// TCP_NODELAY and keep-alive came with the socket from its listener
+	// (tcpListenerOpts).
 	el.m.accepted.Add(1)
 	c := &EventConn{el: el, fd: fd, idx: len(el.conns), lastActive: time.Now()}
 	c.recvFn = c.onRecv
