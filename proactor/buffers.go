@@ -1,7 +1,10 @@
 package proactor
 
 import (
+	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"time"
 	"unsafe"
 
@@ -15,24 +18,50 @@ import (
 // while it is provided, so the collector must never move or free it, and
 // idle connections hold none of them. Loop goroutine only.
 //
-// On io_uring 5.19+ the pool is a provided buffer ring (PBUF_RING): the
-// kernel picks a buffer when data arrives. Elsewhere (the epoll driver, and
-// older rings, whose buffered receives run through the epoll path) the
-// loop picks one itself, at the moment data is there to read. Either way a
-// completion carries ring.CQEFBuffer and the buffer id, Buffer returns the
-// bytes, and Release hands the buffer back.
+// How buffers reach a receive depends on the ring (Mode says which):
+//
+//   - BufferRing, io_uring 5.19+: the pool is a provided buffer ring
+//     (PBUF_RING). The kernel picks a buffer when data arrives; Release
+//     writes the id back into the ring, no syscall and no SQE.
+//   - BufferProvide, io_uring 5.7 to 5.18 (or a newer ring that refused
+//     the buffer ring): the pool is handed to the kernel with
+//     IORING_OP_PROVIDE_BUFFERS, and receives are IORING_OP_RECV with
+//     IOSQE_BUFFER_SELECT, re-armed per receive before 6.0. Releases are
+//     gathered for the turn and given back at its end (AtTurnEnd), sorted,
+//     one PROVIDE_BUFFERS SQE per run of consecutive ids: the kernel hands
+//     buffers out in the order they were provided, so what one turn
+//     releases is mostly one run, and a burst of N releases costs a few
+//     SQEs in the enter that starts the next wait instead of N.
+//   - BufferSelect, the epoll driver and rings without PROVIDE_BUFFERS or
+//     RECV: buffered receives run through the epoll path, and the loop
+//     picks a buffer itself at the moment data is there to read.
+//
+// Whichever way, a completion carries ring.CQEFBuffer and the buffer id,
+// Buffer returns the bytes, and Release hands the buffer back.
 type Buffers struct {
 	size  int
 	count int
 	mem   []byte
-	br    *ring.BufRing // nil: the loop selects buffers itself
-	free  []uint16      // loop-selected mode: the ids not in use
+	mode  BufferMode
+	br    *ring.BufRing // BufferRing
+	free  []uint16      // BufferSelect: the ids not in use
+
+	// BufferProvide: released ids wait in pending for the turn's flush;
+	// provide ops (and their handlers) are reused from spare.
+	pending     []uint16
+	flushQueued bool
+	flushFn     func()
+	spare       []*provideOp
+	reprovide   *Timer // retry of a provide the kernel refused
+	provideErr  bool   // a refused provide was logged already
 
 	// multishot reports whether the ring can keep one recv armed for
 	// many receives (6.0); otherwise the loop re-arms after each.
 	multishot bool
 	// starved are the buffered receives that stopped on ENOBUFS: they
-	// are started again as soon as a buffer comes back.
+	// are started again as soon as a buffer comes back (in BufferProvide
+	// mode, once the kernel has it again: when its PROVIDE_BUFFERS
+	// completes).
 	starved []starvedRecv
 	// taken counts the buffers handed to handlers and not yet released.
 	// A receive can meet ENOBUFS although buffers came back meanwhile
@@ -44,6 +73,30 @@ type Buffers struct {
 	l     *Loop
 }
 
+// BufferMode is how a loop's Buffers reach the kernel; see Buffers.
+type BufferMode int
+
+const (
+	// BufferSelect: the loop selects buffers, on the epoll path.
+	BufferSelect BufferMode = iota
+	// BufferProvide: IORING_OP_PROVIDE_BUFFERS (5.7).
+	BufferProvide
+	// BufferRing: a registered provided buffer ring (5.19).
+	BufferRing
+)
+
+func (m BufferMode) String() string {
+	switch m {
+	case BufferSelect:
+		return "select"
+	case BufferProvide:
+		return "provide"
+	case BufferRing:
+		return "ring"
+	}
+	return "BufferMode(" + strconv.Itoa(int(m)) + ")"
+}
+
 type starvedRecv struct {
 	ud uint64
 	op Op
@@ -51,6 +104,10 @@ type starvedRecv struct {
 
 // bufferGroup is the buffer group id each loop's ring uses.
 const bufferGroup = 1
+
+// provideRetry is how long a PROVIDE_BUFFERS the kernel refused (ENOMEM)
+// waits before it is tried again, so that a failing kernel is not spun on.
+const provideRetry = 10 * time.Millisecond
 
 // Buffers returns the loop's receive buffer pool, setting it up on first
 // use. Loop goroutine only.
@@ -72,14 +129,26 @@ func (l *Loop) Buffers() (*Buffers, error) {
 	}
 	b := &Buffers{size: size, count: count, mem: mem, l: l}
 	if d, ok := l.drv.(*uringDriver); ok {
-		b.br, b.multishot = d.bufRing(uint32(count))
+		var provide bool
+		b.br, provide, b.multishot = d.bufRing(uint32(count))
+		switch {
+		case b.br != nil:
+			b.mode = BufferRing
+		case provide:
+			b.mode = BufferProvide
+		}
 	}
-	if b.br != nil {
+	switch b.mode {
+	case BufferRing:
 		for i := 0; i < count; i++ {
-			b.br.Add(unsafe.Pointer(&mem[i*size]), uint32(size), uint16(i), i)
+			b.br.Add(b.addr(uint16(i)), uint32(size), uint16(i), i)
 		}
 		b.br.Advance(count)
-	} else {
+	case BufferProvide:
+		b.flushFn = b.flush
+		// One SQE for the whole pool, ahead of any receive in the SQ.
+		b.provide(0, count)
+	default:
 		b.free = make([]uint16, count)
 		for i := range b.free {
 			b.free[i] = uint16(count - 1 - i)
@@ -97,6 +166,9 @@ func bitsFor(n int) uint {
 	return b
 }
 
+// Mode says how this pool's buffers reach the kernel.
+func (b *Buffers) Mode() BufferMode { return b.mode }
+
 // Size is the size of each buffer.
 func (b *Buffers) Size() int { return b.size }
 
@@ -109,29 +181,130 @@ func (b *Buffers) Buffer(id uint16, n int) []byte {
 }
 
 // Release gives buffer id back to the pool (to the kernel on a buffer
-// ring), and restarts a receive that was waiting for one.
+// ring; on PROVIDE_BUFFERS at the end of the turn), and restarts a
+// receive that was waiting for one. An id the pool does not have is
+// ignored: handing it to the kernel would let it write outside the pool.
 func (b *Buffers) Release(id uint16) {
-	if b.br != nil {
-		b.br.Add(unsafe.Pointer(&b.mem[int(id)*b.size]), uint32(b.size), id, 0)
-		b.br.Advance(1)
-	} else {
-		b.free = append(b.free, id)
+	if int(id) >= b.count || b.mem == nil {
+		return
 	}
 	b.taken--
+	switch b.mode {
+	case BufferRing:
+		b.br.Add(b.addr(id), uint32(b.size), id, 0)
+		b.br.Advance(1)
+	case BufferProvide:
+		b.pending = append(b.pending, id)
+		if !b.flushQueued {
+			b.flushQueued = true
+			b.l.AtTurnEnd(b.flushFn)
+		}
+		// The kernel has it only once the provide has run: provided
+		// restarts the paused receives then, so that none of them can
+		// reach the ring ahead of its buffer.
+		return
+	default:
+		b.free = append(b.free, id)
+	}
 	b.restart()
 }
 
-// restart starts the first paused receive again.
-func (b *Buffers) restart() {
-	if len(b.starved) > 0 {
-		s := b.starved[0]
-		b.starved = b.starved[1:]
-		if b.l.slab.lookup(s.ud) != nil {
-			if err := b.l.drv.submit(s.ud, s.op, nil); err != nil {
-				b.l.complete(s.ud, errnoRes(err), 0)
-			}
+// flush gives the kernel the buffers released this turn: sorted, one
+// PROVIDE_BUFFERS per run of consecutive ids. A duplicate (an id released
+// twice) is dropped here rather than provided twice, which would let two
+// receives write into the same memory.
+func (b *Buffers) flush() {
+	b.flushQueued = false
+	if len(b.pending) == 0 || b.mem == nil {
+		return
+	}
+	if b.l.closing {
+		b.pending = b.pending[:0]
+		return
+	}
+	ids := b.pending
+	slices.Sort(ids)
+	for i := 0; i < len(ids); {
+		j := i + 1
+		for j < len(ids) && ids[j] == ids[j-1]+1 {
+			j++
+		}
+		b.provide(ids[i], j-i)
+		for j < len(ids) && ids[j] == ids[j-1] {
+			j++
+		}
+		i = j
+	}
+	b.pending = b.pending[:0]
+}
+
+// provide submits one PROVIDE_BUFFERS for ids bid..bid+n-1.
+func (b *Buffers) provide(bid uint16, n int) {
+	var o *provideOp
+	if k := len(b.spare); k > 0 {
+		o, b.spare = b.spare[k-1], b.spare[:k-1]
+	} else {
+		o = &provideOp{b: b}
+		o.h = func(res int32, _ uint32) { b.provided(o, res) }
+	}
+	o.bid, o.n = bid, uint16(n)
+	// A full SQ puts it on the loop's backlog, submitted next turn.
+	b.l.start(task{op: o, h: o.h})
+}
+
+// provided handles a PROVIDE_BUFFERS completion: the kernel has the
+// buffers now, so as many paused receives as it got buffers can start
+// again. Kernels 5.7-5.18 report how many buffers they added (fewer than
+// asked when they ran out of memory), later ones 0; what was not added is
+// tried again after provideRetry.
+func (b *Buffers) provided(o *provideOp, res int32) {
+	bid, n := o.bid, int(o.n)
+	b.spare = append(b.spare, o)
+	if b.mem == nil || b.l.closing {
+		return
+	}
+	added := n
+	switch {
+	case res < 0:
+		added = 0
+		if !b.provideErr {
+			b.provideErr = true
+			b.l.p.logError(b.l, fmt.Errorf("proactor: providing %d receive buffers: %w", n, unix.Errno(-res)))
+		}
+	case res > 0 && int(res) < n:
+		added = int(res)
+	}
+	if added < n {
+		for i := added; i < n; i++ {
+			b.pending = append(b.pending, bid+uint16(i))
+		}
+		if b.reprovide == nil {
+			b.reprovide = b.l.newTimer(provideRetry, func() {
+				b.reprovide = nil
+				if b.mem != nil && !b.flushQueued {
+					b.flush()
+				}
+			})
 		}
 	}
+	for i := 0; i < added && b.restart(); i++ {
+	}
+}
+
+// restart starts the first paused receive again, reporting whether there
+// was one.
+func (b *Buffers) restart() bool {
+	if len(b.starved) == 0 {
+		return false
+	}
+	s := b.starved[0]
+	b.starved = b.starved[1:]
+	if b.l.slab.lookup(s.ud) != nil {
+		if err := b.l.drv.submit(s.ud, s.op, nil); err != nil {
+			b.l.complete(s.ud, errnoRes(err), 0)
+		}
+	}
+	return true
 }
 
 // starve pauses the receive ud until a buffer comes back. If buffers are
@@ -171,6 +344,11 @@ func (b *Buffers) take() (uint16, bool) {
 	return id, true
 }
 
+// addr is the address of buffer id in the pool.
+func (b *Buffers) addr(id uint16) unsafe.Pointer {
+	return unsafe.Pointer(&b.mem[int(id)*b.size])
+}
+
 func (b *Buffers) close() {
 	if b.br != nil {
 		b.br.Unregister()
@@ -180,7 +358,8 @@ func (b *Buffers) close() {
 }
 
 // RecvBuffers receives into the loop's provided buffers (IORING_OP_RECV
-// with buffer select, 5.19 with a buffer ring; multishot 6.0). Each
+// with buffer select: from a buffer ring on 5.19, from PROVIDE_BUFFERS on
+// 5.7; multishot 6.0). Each
 // completion with res > 0 carries ring.CQEFBuffer and a buffer id for
 // Buffers.Buffer; the handler must Release it. With Multishot it stays
 // armed (ring.CQEFMore) until EOF (res 0), an error, or a cancel; on kernels
@@ -194,9 +373,9 @@ type RecvBuffers struct {
 }
 
 func (o *RecvBuffers) Opcode() ring.Op {
-	if o.Bufs.br == nil {
-		// No buffer ring on this loop: the loop selects buffers, on the
-		// epoll path.
+	if o.Bufs.mode == BufferSelect {
+		// The kernel has no buffers of this loop: the loop selects them,
+		// on the epoll path.
 		return opSelectRecv
 	}
 	return ring.OpRecv

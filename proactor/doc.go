@@ -72,7 +72,7 @@
 //
 // # Not covered
 //
-// Provided buffers on kernels 5.7 to 5.18 (IORING_OP_PROVIDE_BUFFERS, before
-// buffer rings): RecvBuffers runs through the epoll path there, with the
-// same results. SQPOLL is available in package ring but not used by loops.
+// SQPOLL is available in package ring but not used by loops. Provided
+// buffers on real 5.7-5.18 kernels (PROVIDE_BUFFERS) are exercised here only
+// through the kernel simulation on a 6.18 kernel.
 package proactor

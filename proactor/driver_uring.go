@@ -406,15 +406,25 @@ func (d *uringDriver) stats(m *Metrics) {
 	m.Fallbacks = d.fallbacks
 }
 
-// bufRing registers the loop's provided buffer ring, if this ring has
-// them (5.19), and says whether recv can stay armed on it (6.0).
-func (d *uringDriver) bufRing(entries uint32) (*ring.BufRing, bool) {
-	if !d.r.Release().Has(ring.Release{Major: 5, Minor: 19}) || !d.supported[ring.OpRecv] {
-		return nil, false
+// bufRing decides how the loop provides receive buffers on this ring: a
+// registered buffer ring (br, 5.19), or else, with provide set, buffers
+// handed over by IORING_OP_PROVIDE_BUFFERS (5.7); neither when the ring
+// runs no RECV or lacks both (the loop then selects buffers itself on the
+// epoll path). multishot says whether a recv can stay armed (6.0).
+func (d *uringDriver) bufRing(entries uint32) (br *ring.BufRing, provide, multishot bool) {
+	if !d.supported[ring.OpRecv] {
+		return nil, false, false
 	}
-	br, err := d.r.RegisterBufRing(entries, bufferGroup)
-	if err != nil {
-		return nil, false
+	multishot = d.kernelHas(ring.Release{Major: 6, Minor: 0})
+	if d.r.Release().Has(ring.Release{Major: 5, Minor: 19}) {
+		// On a native kernel this is tried whatever uname says: a
+		// backported kernel may have buffer rings, an old one refuses.
+		if br, err := d.r.RegisterBufRing(entries, bufferGroup); err == nil {
+			return br, false, multishot
+		}
 	}
-	return br, d.r.Release().Has(ring.Release{Major: 6, Minor: 0})
+	if d.supported[ring.OpProvideBuffers] {
+		return nil, true, multishot
+	}
+	return nil, false, false
 }

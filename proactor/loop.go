@@ -533,8 +533,15 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		return
 	}
 	if rb, ok := sl.op.(*RecvBuffers); ok {
-		if res > 0 && flags&ring.CQEFBuffer != 0 {
+		if flags&ring.CQEFBuffer != 0 {
 			rb.Bufs.taken++
+			if res <= 0 {
+				// Kernels before 5.19 can attach a buffer to an empty or
+				// failed receive; handlers release only what carried
+				// data, so give it back here.
+				rb.Bufs.Release(uint16(flags >> ring.CQEBufferShift))
+				flags &^= ring.CQEFBuffer
+			}
 		}
 		if res == -int32(unix.ENOBUFS) {
 			if sl.cancelled {
