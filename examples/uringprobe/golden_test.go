@@ -19,7 +19,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // files pin the layout and not this machine.
 func fixedReport() Report {
 	rel := ring.Release{Major: 5, Minor: 15}
-	rf := RingFacts{OpsSource: "probe", Supported: make([]bool, ring.OpLast)}
+	// On 5.15 proactor provides receive buffers with PROVIDE_BUFFERS.
+	rf := RingFacts{OpsSource: "probe", Supported: make([]bool, ring.OpLast), BufferMode: "provide"}
 	for op := ring.Op(0); op < ring.OpLast; op++ {
 		if rel.Has(op.Since()) {
 			rf.Supported[op] = true
@@ -101,7 +102,7 @@ func TestFixedReportIsConsistent(t *testing.T) {
 	if rep.Verdict != verdictGaps || !rep.Available || rep.Reason != "ok" {
 		t.Errorf("fixture verdict %q available %v reason %q", rep.Verdict, rep.Available, rep.Reason)
 	}
-	if rep.Ringo.Buffers != "loop-selected" || rep.Ringo.MultishotAccept {
+	if rep.Ringo.Buffers != "provide-buffers" || rep.Ringo.MultishotAccept || rep.Ringo.MultishotRecv {
 		t.Errorf("fixture ringo %+v", rep.Ringo)
 	}
 }

@@ -178,7 +178,7 @@ func buffersText(b string) string {
 	case "buf-ring":
 		return "provided buffer ring (REGISTER_PBUF_RING, 5.19)"
 	case "provide-buffers":
-		return "PROVIDE_BUFFERS (5.7)"
+		return "PROVIDE_BUFFERS (5.7), a receive re-armed per buffer"
 	case "loop-selected":
 		return "loop-selected pool buffers, buffered receives on the epoll path"
 	}

@@ -39,9 +39,11 @@ type RingFacts struct {
 	BackendCode string `json:"backend_code"`
 	BackendWhy  string `json:"backend_why"`
 	BackendErr  string `json:"backend_err"`
-	// BufferRing says whether proactor's loop set its receive buffers up
-	// as a provided buffer ring (read from the loop itself, see choose).
-	BufferRing bool `json:"buffer_ring"`
+	// BufferMode is how proactor's loop set its receive buffers up on
+	// this ring (proactor.Buffers.Mode): "ring" (a provided buffer ring,
+	// 5.19), "provide" (PROVIDE_BUFFERS, 5.7) or "select" (the loop picks
+	// them on the epoll path); "" when no loop could be set up.
+	BufferMode string `json:"buffer_mode"`
 }
 
 // effectiveRelease is the release ringo's decisions are drawn from: the
@@ -177,32 +179,25 @@ func (f *RingFacts) choose(kernel string) {
 	f.Backend = p.Backend().String()
 	f.BackendCode = p.ReasonCode()
 	f.BackendWhy = p.Reason()
-	f.BufferRing = loopUsesBufRing(p.Loop(0))
+	f.BufferMode = loopBufferMode(p.Loop(0))
 }
 
-// loopUsesBufRing asks the loop for its receive buffers, as net would, and
-// reads from the RecvBuffers op which way the loop took: a buffered receive
-// that names IORING_OP_RECV runs on a provided buffer ring; any other
-// opcode is the loop choosing buffers itself on the epoll path. This is
-// proactor's own decision (driver_uring.go bufRing), not a copy of it.
-func loopUsesBufRing(l *proactor.Loop) bool {
-	type answer struct {
-		ok  bool
-		err error
-	}
-	ch := make(chan answer, 1)
+// loopBufferMode asks the loop for its receive buffers, as net would, and
+// returns the mode the loop chose: proactor's own decision (driver_uring.go
+// bufRing), not a copy of it.
+func loopBufferMode(l *proactor.Loop) string {
+	ch := make(chan string, 1)
 	if err := l.Post(func() {
 		b, err := l.Buffers()
 		if err != nil {
-			ch <- answer{err: err}
+			ch <- ""
 			return
 		}
-		ch <- answer{ok: (&proactor.RecvBuffers{Bufs: b}).Opcode() == ring.OpRecv}
+		ch <- b.Mode().String()
 	}); err != nil {
-		return false
+		return ""
 	}
-	a := <-ch
-	return a.err == nil && a.ok
+	return <-ch
 }
 
 // The raw query call: IORING_REGISTER_QUERY (35) with fd -1 and a chain of

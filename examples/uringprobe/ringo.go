@@ -80,13 +80,17 @@ func decide(backend string, rf RingFacts, eff ring.Release) Ringo {
 			r.MissingFlags = append(r.MissingFlags, ring.Names(ring.SetupFlags, f)...)
 		}
 	}
-	// proactor never uses PROVIDE_BUFFERS (5.7): without a buffer ring
-	// its loop selects the buffer itself, on the per-op epoll path.
-	if rf.BufferRing {
-		r.Buffers = "buf-ring"
+	// A buffer ring (5.19), else PROVIDE_BUFFERS (5.7), else the loop
+	// selects the buffer itself, on the per-op epoll path.
+	onRing := false
+	switch rf.BufferMode {
+	case "ring":
+		r.Buffers, onRing = "buf-ring", true
+	case "provide":
+		r.Buffers, onRing = "provide-buffers", true
 	}
 	r.MultishotAccept = sup(ring.OpAccept) && eff.Has(multishotAcceptSince)
-	r.MultishotRecv = rf.BufferRing && eff.Has(multishotRecvSince)
+	r.MultishotRecv = onRing && eff.Has(multishotRecvSince)
 	if sup(ring.OpLinkTimeout) {
 		r.Deadlines = "link-timeout"
 	}
