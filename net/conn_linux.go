@@ -100,14 +100,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 		if err != nil {
 			return 0, c.opErr("read", err)
 		}
-		// Bytes already in the socket are taken at once, as package net
-		// does: the loop is needed only to wait for them.
-		res, perr := tryRecv(c.fd.sysfd, b), error(nil)
-		if res == -int32(unix.EAGAIN) {
-			c.recv.Buf = b
-			res, perr = c.fd.do(&c.rw, &c.recv, dl, cancel)
-			c.recv.Buf = nil // do not keep the caller's buffer alive
-		}
+		c.recv.Buf = b
+		res, perr := c.fd.do(&c.rw, &c.recv, dl, cancel)
+		c.recv.Buf = nil // do not keep the caller's buffer alive
 		why := c.fd.end(&c.fd.rd, interrupted(res))
 		switch {
 		case perr != nil:
@@ -150,15 +145,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 		if err != nil {
 			return nn, c.opErr("write", err)
 		}
-		chunk := b[nn:min(len(b), nn+maxRW)]
-		// Room in the socket's send buffer takes the bytes at once; only
-		// a full one needs the loop, to wait for room.
-		res, perr := trySend(c.fd.sysfd, chunk), error(nil)
-		if res == -int32(unix.EAGAIN) {
-			c.send.Buf = chunk
-			res, perr = c.fd.do(&c.ww, &c.send, dl, cancel)
-			c.send.Buf = nil
-		}
+		c.send.Buf = b[nn:min(len(b), nn+maxRW)]
+		res, perr := c.fd.do(&c.ww, &c.send, dl, cancel)
+		c.send.Buf = nil
 		why := c.fd.end(&c.fd.wd, interrupted(res))
 		switch {
 		case perr != nil:

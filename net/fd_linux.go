@@ -5,7 +5,6 @@ import (
 	"os"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -274,26 +273,4 @@ func (fd *netFD) do(w *waiter, op proactor.Op, dl time.Time, cancel <-chan struc
 // (Close or a deadline change) or by its deadline.
 func interrupted(res int32) bool {
 	return res == -int32(unix.ECANCELED) || res == -int32(unix.ETIME)
-}
-
-// tryRecv and trySend are the non-blocking recv(2) and send(2) a Conn tries
-// on the calling goroutine before it hands an op to its loop: when the
-// socket is ready that is one syscall instead of two goroutine hand-offs
-// (a Do round trip costs 6-8 µs here, docs/BENCHMARKS.md), and it is what
-// package net does. -EAGAIN means "not ready: submit the op". The caller
-// holds a reference (netFD.begin), so sysfd cannot be closed meanwhile.
-func tryRecv(sysfd int, b []byte) int32 {
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(sysfd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_DONTWAIT, 0, 0)
-	if errno != 0 {
-		return -int32(errno)
-	}
-	return int32(n)
-}
-
-func trySend(sysfd int, b []byte) int32 {
-	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(sysfd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
-	if errno != 0 {
-		return -int32(errno)
-	}
-	return int32(n)
 }
