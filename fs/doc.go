@@ -34,11 +34,11 @@
 // per-loop close hook, so the SendFile pipe pool can be released with its
 // loop instead of by ReleasePipes or a GC cleanup.
 //
-// What fs cannot do until proactor exposes it: registered (fixed) buffers
-// and files for the O_DIRECT hot path. The registration must run on the
-// loop's ring (io_uring_register on its fd), which proactor keeps to
-// itself; fs would need Loop.RegisterBuffers/RegisterFiles (loop
-// goroutine, with the epoll driver answering "not supported") and
-// READ_FIXED/WRITE_FIXED ops carrying a buffer index, with the fixed-file
-// SQE flag, plus a per-op fallback to plain READ/WRITE.
+// Registered buffers: File.ReadAtFixed and WriteAtFixed read into and
+// write from buffers registered with proactor.Loop.RegisterBuffers on the
+// file's loop (READ_FIXED/WRITE_FIXED, so the kernel keeps the pages
+// pinned instead of mapping them per read: the block-cache pattern of a
+// storage engine); on the epoll driver they are preads into the same
+// memory. Registered files (Loop.RegisterFiles) are available to ops
+// submitted directly on the loop; File still names its fd.
 package fs
