@@ -412,6 +412,16 @@ func (c *EventConn) flush() {
 			if n < 0 || n > maxSendfile {
 				n = maxSendfile
 			}
+			// sendfile(2) has no io_uring opcode: the Sendfile op would
+			// make this same attempt on the loop thread and queue its
+			// result for the next turn. Only a full socket needs the op,
+			// to wait for room.
+			if res := sendfileInline(c.fd, it.file, it.off, int(n)); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
+				if !c.sendfileDone(res) {
+					return
+				}
+				continue
+			}
 			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
 			if _, err := el.l.SubmitInLoop(&c.sfop, c.sfFn); err != nil {
 				c.abort(err)
@@ -443,6 +453,16 @@ func (c *EventConn) flush() {
 	if c.state == stateClosing {
 		c.finalize()
 	}
+}
+
+func sendfileInline(sock, file int, off int64, n int) int32 {
+	m, err := unix.Sendfile(sock, file, &off, n)
+	if e, ok := err.(unix.Errno); ok {
+		return -int32(e)
+	} else if err != nil {
+		return -int32(unix.EIO)
+	}
+	return int32(m)
 }
 
 func sendInline(fd int, b []byte, flags int) int32 {
@@ -509,6 +529,14 @@ func (c *EventConn) onSendfile(res int32, _ uint32) {
 		c.maybeRelease()
 		return
 	}
+	if c.sendfileDone(res) {
+		c.flush()
+	}
+}
+
+// sendfileDone accounts one sendfile(2) result for q[0]. It reports false
+// when the connection was aborted and nothing more may be sent.
+func (c *EventConn) sendfileDone(res int32) bool {
 	it := &c.q[0]
 	switch {
 	case res > 0:
@@ -524,8 +552,7 @@ func (c *EventConn) onSendfile(res int32, _ uint32) {
 			c.pending -= int(res)
 		}
 		if it.n != 0 {
-			c.flush()
-			return
+			return true // more of this range
 		}
 		c.finishFile(nil)
 	case res == 0: // end of file
@@ -537,11 +564,11 @@ func (c *EventConn) onSendfile(res int32, _ uint32) {
 		if sent > 0 {
 			// Part of the range is on the wire: the stream cannot go on.
 			c.abort(err)
-			return
+			return false
 		}
 	}
 	c.unpause()
-	c.flush()
+	return true
 }
 
 func (c *EventConn) finishFile(err error) {
