@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -376,7 +375,12 @@ func (c *EventConn) deliver(data []byte) {
 }
 
 // flush starts sending the head of the queue, unless an op is in flight.
-// On the epoll driver it first tries send(2) inline.
+// Each send is first tried inline with the op's own Perform (a
+// non-blocking syscall on the loop thread); the op is submitted only to
+// wait for room. Bytes are tried inline on the epoll driver, and on
+// io_uring when one connection flushes alone (el.inline); files always,
+// since sendfile(2) has no io_uring opcode and the op would make the same
+// attempt through the reactor, a turn later.
 func (c *EventConn) flush() {
 	el := c.el
 	for !c.sending && len(c.q) > 0 && c.state < stateClosed {
@@ -391,8 +395,9 @@ func (c *EventConn) flush() {
 				flags = unix.MSG_MORE
 			}
 			c.corked = flags != 0
+			c.sop = proactor.Send{Fd: c.fd, Buf: it.buf, Flags: flags}
 			if el.inline {
-				n := sendInline(c.fd, it.buf, flags)
+				n, _ := c.sop.Perform()
 				if n > 0 {
 					c.sent(int(n))
 					continue
@@ -402,7 +407,6 @@ func (c *EventConn) flush() {
 					return
 				}
 			}
-			c.sop = proactor.Send{Fd: c.fd, Buf: it.buf, Flags: flags}
 			if _, err := el.l.SubmitInLoop(&c.sop, c.sendFn); err != nil {
 				c.abort(err)
 				return
@@ -412,17 +416,13 @@ func (c *EventConn) flush() {
 			if n < 0 || n > maxSendfile {
 				n = maxSendfile
 			}
-			// sendfile(2) has no io_uring opcode: the Sendfile op would
-			// make this same attempt on the loop thread and queue its
-			// result for the next turn. Only a full socket needs the op,
-			// to wait for room.
-			if res := sendfileInline(c.fd, it.file, it.off, int(n)); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
+			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
+			if res, _ := c.sfop.Perform(); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
 				if !c.sendfileDone(res) {
 					return
 				}
 				continue
 			}
-			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
 			if _, err := el.l.SubmitInLoop(&c.sfop, c.sfFn); err != nil {
 				c.abort(err)
 				return
@@ -453,24 +453,6 @@ func (c *EventConn) flush() {
 	if c.state == stateClosing {
 		c.finalize()
 	}
-}
-
-func sendfileInline(sock, file int, off int64, n int) int32 {
-	m, err := unix.Sendfile(sock, file, &off, n)
-	if e, ok := err.(unix.Errno); ok {
-		return -int32(e)
-	} else if err != nil {
-		return -int32(unix.EIO)
-	}
-	return int32(m)
-}
-
-func sendInline(fd int, b []byte, flags int) int32 {
-	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), uintptr(flags|unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT), 0, 0)
-	if errno != 0 {
-		return -int32(errno)
-	}
-	return int32(n)
 }
 
 // sent accounts n bytes of q[0] as sent.
