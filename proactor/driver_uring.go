@@ -29,6 +29,8 @@ type uringDriver struct {
 	r           *ring.Ring
 	supported   [256]bool // opcodes this ring runs; the rest go to the reactor
 	canCancelFd bool      // IORING_ASYNC_CANCEL_FD (5.19)
+	// features gates the modes the opcode probe cannot see (selection).
+	features ring.Release
 	// multishotAccept: IORING_ACCEPT_MULTISHOT (5.19). Without it a
 	// multishot Accept runs on the epoll path, which keeps it armed.
 	multishotAccept bool
@@ -81,8 +83,9 @@ func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
 	for op := ring.Op(0); op < ring.OpLast; op++ {
 		d.supported[op] = supports(probe, sel.release, op)
 	}
-	d.canCancelFd = sel.features.Has(ring.Release{Major: 5, Minor: 19})
-	d.multishotAccept = sel.features.Has(ring.Release{Major: 5, Minor: 19})
+	d.features = sel.features
+	d.canCancelFd = d.features.Has(ring.Release{Major: 5, Minor: 19})
+	d.multishotAccept = d.features.Has(ring.Release{Major: 5, Minor: 19})
 	d.linkTO = d.supported[ring.OpLinkTimeout]
 	d.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -415,7 +418,7 @@ func (d *uringDriver) bufRing(entries uint32) (br *ring.BufRing, provide, multis
 	if !d.supported[ring.OpRecv] {
 		return nil, false, false
 	}
-	multishot = d.kernelHas(ring.Release{Major: 6, Minor: 0})
+	multishot = d.features.Has(ring.Release{Major: 6, Minor: 0})
 	if d.r.Release().Has(ring.Release{Major: 5, Minor: 19}) {
 		// On a native kernel this is tried whatever uname says: a
 		// backported kernel may have buffer rings, an old one refuses.

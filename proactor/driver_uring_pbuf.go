@@ -3,25 +3,8 @@ package proactor
 import (
 	"golang.org/x/sys/unix"
 
-	"github.com/ringo-io/ringo/internal/sysinfo"
 	"github.com/ringo-io/ringo/ring"
 )
-
-// kernelHas reports whether the kernel this ring stands for (the simulated
-// release, else the running one) has something added in since: buffer
-// rings and multishot recv are modes of opcodes that the probe already
-// lists on older kernels, so only the release tells them apart.
-func (d *uringDriver) kernelHas(since ring.Release) bool {
-	rel := d.r.Release()
-	if rel == ring.Native {
-		kr, err := sysinfo.KernelRelease()
-		if err != nil {
-			return true // unknown: try, and let the kernel refuse
-		}
-		rel = ring.Release{Major: kr.Major, Minor: kr.Minor}
-	}
-	return rel.Has(since)
-}
 
 // provideOp gives buffers ids bid..bid+n-1 of a loop's pool to the kernel
 // (IORING_OP_PROVIDE_BUFFERS, 5.7). It runs only on a ring that has the
