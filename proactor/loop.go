@@ -384,8 +384,6 @@ func (l *Loop) start(t task) uint64 {
 	if t.timeout > 0 {
 		sl.ts = ring.Timespec{Sec: int64(t.timeout / time.Second), Nsec: int64(t.timeout % time.Second)}
 		ts = &sl.ts
-	}
-	if t.timeout > 0 {
 		sl.deadline = l.now() + t.timeout
 	}
 	err := l.drv.submit(ud, t.op, ts)
