@@ -15,6 +15,18 @@ func pipe(t *testing.T) (r, w int) {
 	return fds[0], fds[1]
 }
 
+// kernelBuf returns n bytes of memory the kernel may keep a pointer to
+// beyond one syscall: mapped outside the Go heap, as proactor does. A
+// buffer that does not escape lives on the goroutine stack, which moves
+// when it grows, and the kernel would then write to the old copy (this
+// test failed that way without -race).
+func kernelBuf(t *testing.T, n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Munmap(b) })
+	return b
+}
+
 func socketpair(t *testing.T) (a, b int) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
@@ -28,7 +40,7 @@ func TestRegisterFiles(t *testing.T) {
 	require.NoError(t, r.RegisterFiles([]int32{int32(rd), -1}))
 	_, err := unix.Write(wr, []byte("fixed"))
 	require.NoError(t, err)
-	buf := make([]byte, 8)
+	buf := kernelBuf(t, 8)
 	sqe := r.GetSQE()
 	PrepRead(sqe, 0, buf, ^uint64(0)) // fd 0 is slot 0 of the table
 	sqe.Flags |= SQEFixedFile
@@ -60,7 +72,7 @@ func TestRegisterFiles(t *testing.T) {
 func TestRegisterBuffersReadFixed(t *testing.T) {
 	r := newTestRing(t, 8)
 	rd, wr := pipe(t)
-	buf := make([]byte, 4096)
+	buf := kernelBuf(t, 4096)
 	require.NoError(t, r.RegisterBuffers([]unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}))
 	_, err := unix.Write(wr, []byte("registered"))
 	require.NoError(t, err)
