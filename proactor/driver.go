@@ -16,8 +16,10 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 // A driver is the kernel mechanism under one Loop: io_uring (driver_uring.go)
 // or the epoll reactor of package compat (driver_epoll.go). The Loop owns the
 // op slab, timers and dispatch; a driver only moves ops to the kernel and
-// completions back. Every method but wake is called from the loop goroutine
-// only, so a driver needs no locks of its own.
+// completions back. Every method but wake is called by whoever holds the
+// Loop's turn (the loop goroutine, or a DoUntil caller running a turn for
+// it while it is parked: Loop.callerTurn), one at a time, so a driver needs
+// no locks of its own. Completions go to the Loop's deliver.
 //
 // submit(ud, op)
 //
@@ -48,12 +50,27 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //	closed without a request still holding it (close(2) does not cancel
 //	io_uring requests).
 //
-// wait(timeout, deliver)
+// wait(timeout)
 //
 //	Flushes what submit queued, waits up to timeout (0: do not block, <0:
-//	until something happens) for completions or a wake, and calls deliver
-//	for each completion in the order the kernel posted them. It returns
-//	early, with no completion, after wake.
+//	until something happens) for completions or a wake, and calls the
+//	Loop's deliver for each completion in the order the kernel posted
+//	them. It returns early, with no completion, after wake. When it parks
+//	the goroutine in Go's netpoller (WaitNetpoll) it calls the Loop's
+//	releaseTurn before and acquireTurn after, and touches nothing of the
+//	driver's in between: a caller may run a turn meanwhile.
+//
+// callerWait()
+//
+//	wait(0) for a DoUntil caller running a turn while the loop goroutine
+//	is parked: it may silence how completions wake that goroutine (the
+//	ring's eventfd), since the caller reaps them itself, but it must leave
+//	a wake for any completion posted meanwhile that it did not reap.
+//
+// wakeBy(t)
+//
+//	Makes a wait parked in Go's netpoller return by t at the latest, for a
+//	caller's turn that added a timer due before the loop's wake-up.
 //
 // wake()
 //
@@ -81,7 +98,9 @@ type driver interface {
 	rearm(ud uint64, op Op) error
 	cancel(ud uint64)
 	cancelFd(fd int) bool
-	wait(timeout time.Duration, deliver func(ud uint64, res int32, flags uint32)) error
+	wait(timeout time.Duration) error
+	callerWait() error
+	wakeBy(t time.Time)
 	wake()
 	close() error
 	// stats adds the driver's counters to m.

@@ -20,24 +20,25 @@ import (
 // goroutine blocked in a syscall keeps its P until sysmon takes it back,
 // which at GOMAXPROCS=1 delays every goroutine the loop should be waking.
 type epollDriver struct {
-	r       *compat.Reactor
-	mode    WaitMode
-	pf      *os.File // WaitNetpoll: dup of the epoll fd in Go's netpoller
-	rc      syscall.RawConn
-	deliver func(ud uint64, res int32, flags uint32)
-	fn      func(c compat.Completion)
-	got     int // completions delivered by the current Poll
-	polls   uint64
-	parkFn  func(uintptr) bool
+	r      *compat.Reactor
+	mode   WaitMode
+	pf     *os.File // WaitNetpoll: dup of the epoll fd in Go's netpoller
+	rc     syscall.RawConn
+	l      *Loop // completions go to l.deliver
+	fn     func(c compat.Completion)
+	got    int // completions delivered by the current Poll
+	polls  uint64
+	parkFn func(uintptr) bool
+	held   bool // parkFn returned holding the Loop's turn
 }
 
-func newEpollDriver(opts Options) (*epollDriver, error) {
+func newEpollDriver(l *Loop, opts Options) (*epollDriver, error) {
 	r, err := compat.NewReactor(compat.Config{Workers: opts.Workers})
 	if err != nil {
 		return nil, err
 	}
-	d := &epollDriver{r: r, mode: opts.Wait}
-	d.fn = func(c compat.Completion) { d.got++; d.deliver(c.UserData, c.Res, c.Flags) }
+	d := &epollDriver{r: r, l: l, mode: opts.Wait}
+	d.fn = func(c compat.Completion) { d.got++; d.l.deliver(c.UserData, c.Res, c.Flags) }
 	if d.mode == WaitNetpoll {
 		fd, err := unix.FcntlInt(uintptr(r.Fd()), unix.F_DUPFD_CLOEXEC, 0)
 		if err != nil {
@@ -51,12 +52,20 @@ func newEpollDriver(opts Options) (*epollDriver, error) {
 			r.Close()
 			return nil, err
 		}
+		// rc.Read calls parkFn, and parks between calls while it
+		// returns false: each call takes the Loop's turn, and gives it
+		// back only to park.
 		d.parkFn = func(uintptr) bool {
+			deferred := d.l.acquireTurn()
 			d.polls++
 			d.r.Poll(0, d.fn)
 			// A wake-up with no completion (a task for the loop) must
 			// end the wait too, or the loop parks again past it.
-			return d.got > 0 || d.r.Woke() || d.r.Pending()
+			d.held = deferred || d.got > 0 || d.r.Woke() || d.r.Pending()
+			if !d.held {
+				d.l.releaseTurn()
+			}
+			return d.held
 		}
 	}
 	return d, nil
@@ -82,8 +91,7 @@ func (d *epollDriver) cancelFd(fd int) bool {
 	return true
 }
 
-func (d *epollDriver) wait(timeout time.Duration, deliver func(ud uint64, res int32, flags uint32)) error {
-	d.deliver = deliver
+func (d *epollDriver) wait(timeout time.Duration) error {
 	d.got = 0
 	if d.r.Pending() {
 		timeout = 0
@@ -99,12 +107,31 @@ func (d *epollDriver) wait(timeout time.Duration, deliver func(ud uint64, res in
 	}
 	// Read calls parkFn (a non-blocking Poll) and parks until the epoll
 	// fd is readable whenever it found nothing to do.
+	d.held = false
+	d.l.releaseTurn()
 	err := d.rc.Read(d.parkFn)
+	if !d.held {
+		d.l.acquireTurn() // Read gave up (a deadline) while parked
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil
 	}
 	return err
 }
+
+// callerWait polls for a DoUntil caller. The reactor's wake-up state is
+// kept for whoever polls next, and a caller's poll may have consumed what
+// was meant for the parked loop goroutine (a Signal for a queued task, a
+// worker's result it did not collect): pass that on.
+func (d *epollDriver) callerWait() error {
+	err := d.wait(0)
+	if d.r.Woke() || d.r.Pending() {
+		d.r.Signal()
+	}
+	return err
+}
+
+func (d *epollDriver) wakeBy(t time.Time) { d.pf.SetReadDeadline(t) }
 
 func (d *epollDriver) wake() {
 	if d.mode == WaitNetpoll {

@@ -58,11 +58,11 @@ type uringDriver struct {
 	// their final CQE: cancel must reach the poll as well.
 	rearmed   map[uint64]struct{}
 	fallbacks uint64
-	deliver   func(ud uint64, res int32, flags uint32)
+	l         *Loop // completions go to l.deliver
 	reactorFn func(c compat.Completion)
 }
 
-func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
+func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) {
 	ropts := []ring.Option{ring.WithRelease(sel.release), ring.WithCQSize(opts.Entries * 4), ring.WithClamp()}
 	if opts.Wait == WaitEnter {
 		// Measured on this machine (docs/BENCHMARKS.md): COOP_TASKRUN
@@ -74,7 +74,7 @@ func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &uringDriver{r: r, mode: opts.Wait, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
+	d := &uringDriver{r: r, l: l, mode: opts.Wait, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
 	probe, err := r.Probe()
 	if err != nil && !errors.Is(err, ring.ErrNoProbe) {
 		r.Close()
@@ -109,7 +109,7 @@ func newUringDriver(opts Options, sel selection) (*uringDriver, error) {
 		if c.Flags&ring.CQEFMore == 0 {
 			delete(d.fallback, c.UserData)
 		}
-		d.deliver(c.UserData, c.Res, c.Flags)
+		d.l.deliver(c.UserData, c.Res, c.Flags)
 	}
 	return d, nil
 }
@@ -277,8 +277,7 @@ func (d *uringDriver) armInternal() {
 	}
 }
 
-func (d *uringDriver) wait(timeout time.Duration, deliver func(ud uint64, res int32, flags uint32)) error {
-	d.deliver = deliver
+func (d *uringDriver) wait(timeout time.Duration) error {
 	if d.reactor != nil && d.reactor.Pending() {
 		timeout = 0
 	}
@@ -307,6 +306,29 @@ func (d *uringDriver) wait(timeout time.Duration, deliver func(ud uint64, res in
 	return err
 }
 
+// callerWait mutes the ring's eventfd (CQ_EVENTFD_DISABLED, 5.8) for the
+// caller's enter and reap: the signal per CQE is a quarter of a NOP's
+// round trip here (perf: io_eventfd_signal), and would only wake the
+// parked loop goroutine for completions the caller takes itself. The loop
+// goroutine is woken explicitly for a CQE posted after the reap, before the
+// unmute, and for the fallback reactor: the caller may have reaped its
+// POLL_ADD (which only the loop re-arms before it parks) or consumed a
+// wake-up of it.
+func (d *uringDriver) callerWait() error {
+	muted := d.mode == WaitNetpoll && d.r.MuteEventfd(true)
+	err := d.wait(0)
+	if muted {
+		d.r.MuteEventfd(false)
+	}
+	if (muted && d.r.CQReady() > 0) ||
+		(d.reactor != nil && (!d.reactorArmed || d.reactor.Woke() || d.reactor.Pending())) {
+		d.wake()
+	}
+	return err
+}
+
+func (d *uringDriver) wakeBy(t time.Time) { d.efile.SetReadDeadline(t) }
+
 // netpollWait submits, then parks the goroutine in Go's netpoller until the
 // ring's eventfd (signalled per CQE, and by wake) is readable.
 func (d *uringDriver) netpollWait(timeout time.Duration) error {
@@ -334,10 +356,12 @@ func (d *uringDriver) netpollWait(timeout time.Duration) error {
 	} else {
 		d.efile.SetReadDeadline(time.Time{})
 	}
+	d.l.releaseTurn()
 	err = rc.Read(func(fd uintptr) bool {
 		_, err := unix.Read(int(fd), v[:])
 		return err != unix.EAGAIN
 	})
+	d.l.acquireTurn()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil
 	}
@@ -359,7 +383,7 @@ func (d *uringDriver) reap() {
 			if len(d.rearmed) > 0 && c.Flags&ring.CQEFMore == 0 {
 				delete(d.rearmed, c.UserData)
 			}
-			d.deliver(c.UserData, c.Res, c.Flags)
+			d.l.deliver(c.UserData, c.Res, c.Flags)
 		}
 		d.r.Advance(n)
 	}

@@ -43,16 +43,46 @@ type Loop struct {
 	// Registered buffers and files (fixed.go).
 	fixed fixedState
 
+	// turn is the right to touch the fields above. The loop goroutine
+	// holds it except while parked in Go's netpoller (releaseTurn), when a
+	// goroutine in DoUntil may take it to run its op itself (callerTurn).
+	turn sync.Mutex
+	// inCaller is set while a DoUntil caller holds turn: deliver then
+	// keeps completions meant for handlers in deferred, for the loop
+	// goroutine, so that handlers still run only there.
+	inCaller bool
+	deferred []completion
+	// flushOwned: a caller put SQEs in the ring and will enter for them;
+	// joined counts the callers that added theirs meanwhile; crowd says
+	// the last such yield gathered some; probe counts callerTurns
+	// (callerTurn).
+	flushOwned bool
+	joined     int
+	crowd      bool
+	probe      uint32
+	// wakeAt is when the parked loop goroutine will wake for its first
+	// timer, on the loop's clock; -1 for never.
+	wakeAt time.Duration
+
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
 	tasks    []task
 	spare    []task
 	sleeping atomic.Bool // the loop may be blocked in the driver's wait
+	// resuming counts the DoUntil callers whose op has completed and who
+	// have not returned yet: goroutines that will likely submit again
+	// soon, so a callerTurn yields to let them join its batch.
+	resuming atomic.Int32
 	wakeups  atomic.Uint64
 	closed   atomic.Bool // no more submissions are accepted
 	done     chan struct{}
+}
 
-	deliverFn func(ud uint64, res int32, flags uint32)
+// completion is one CQE, or its emulation, as a driver delivers it.
+type completion struct {
+	ud    uint64
+	res   int32
+	flags uint32
 }
 
 // task is one request from any goroutine to the loop, queued by value.
@@ -81,7 +111,6 @@ var waiterPool = sync.Pool{New: func() any { return &waiter{done: make(chan stru
 
 func newLoop(p *Proactor, id int) *Loop {
 	l := &Loop{id: id, p: p, epoch: time.Now(), done: make(chan struct{})}
-	l.deliverFn = l.deliver
 	l.m.Loop = id
 	return l
 }
@@ -144,9 +173,11 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 	if !deadline.IsZero() {
 		t.timeout = max(time.Until(deadline), 1)
 	}
-	if err := l.enqueue(t); err != nil {
-		waiterPool.Put(w)
-		return 0, 0, err
+	if !l.callerTurn(t) {
+		if err := l.enqueue(t); err != nil {
+			waiterPool.Put(w)
+			return 0, 0, err
+		}
 	}
 	if cancel != nil {
 		select {
@@ -166,6 +197,7 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 	} else {
 		<-w.done
 	}
+	l.resuming.Add(-1)
 	res, flags = w.res, w.flags
 	waiterPool.Put(w)
 	return res, flags, nil
@@ -268,19 +300,131 @@ func (l *Loop) enqueue(t task) error {
 	return nil
 }
 
+// callerTurn starts t's op from the calling goroutine when the loop is
+// parked in Go's netpoller, and reaps what has completed. Queueing the op
+// instead costs an eventfd write, the loop goroutine's wake-up through the
+// netpoller and a wake back: for an op that completes at once (a NOP, a
+// send with room, a read from the page cache) that is several syscalls,
+// where this is one io_uring_enter and the caller need not park at all.
+//
+// Ops still go to the kernel in batches when many goroutines submit. A
+// caller that expects company puts its SQE in the ring, marks the enter as
+// its own (flushOwned) and yields (runtime.Gosched, about 300 ns here);
+// callers that run meanwhile only add their SQEs and park, and the owner's
+// enter takes them all (or the loop goroutine's, if it wakes first). It
+// expects company when DoUntil callers were just woken (resuming: they
+// tend to submit again), when its last yield gathered others (crowd: a
+// pack of goroutines that never park), and on one op in 64, to find out.
+// Otherwise it enters at once.
+//
+// It declines, and the op is queued as usual, when the loop is running or
+// blocked in a syscall (WaitEnter), or has tasks queued (they go first).
+// Completions the enter reaps for waiters are delivered here (a channel
+// send); those for handlers wait in deferred for the loop goroutine, so
+// that handlers run only there, and it is woken for them, as it is when
+// the turn left it anything else to do.
+func (l *Loop) callerTurn(t task) bool {
+	if !l.turn.TryLock() {
+		return false
+	}
+	l.mu.Lock()
+	idle := len(l.tasks) == 0 && !l.closed.Load()
+	l.mu.Unlock()
+	if !idle || l.closing || len(l.backlog) > 0 {
+		l.turn.Unlock()
+		return false
+	}
+	l.m.CallerTurns++
+	l.callerRun(t, false)
+	if l.flushOwned {
+		l.joined++
+		l.turn.Unlock()
+		return true // the owner's enter takes this op too
+	}
+	l.probe++
+	if l.crowd || l.probe%64 == 0 || l.resuming.Load() > 0 {
+		l.flushOwned, l.joined = true, 0
+		l.turn.Unlock()
+		runtime.Gosched()
+		l.turn.Lock()
+		l.crowd = l.joined > 0
+		if !l.flushOwned {
+			l.turn.Unlock()
+			return true // the loop goroutine entered for us
+		}
+		l.flushOwned = false
+	}
+	l.callerRun(task{}, true)
+	l.turn.Unlock()
+	return true
+}
+
+// callerRun is a caller's part of a turn: start t's op, or with enter
+// submit and reap. It wakes the parked loop goroutine if that left it
+// work: deferred completions, a backlog, re-armed ops or turn-end
+// functions. A timer due before the loop meant to wake (a deadline on an
+// op the driver cannot link one to) only moves its wake-up earlier.
+func (l *Loop) callerRun(t task, enter bool) {
+	rearms := l.m.Rearms
+	l.inCaller = true
+	if enter {
+		if err := l.drv.callerWait(); err != nil {
+			l.p.logError(l, err)
+		}
+	} else {
+		l.start(t)
+	}
+	l.inCaller = false
+	if len(l.deferred) > 0 || len(l.backlog) > 0 || len(l.turnEnd) > 0 || l.m.Rearms != rearms {
+		l.wakeups.Add(1)
+		l.drv.wake()
+		return
+	}
+	if f := l.timers.first(); f != nil && (l.wakeAt < 0 || f.when < l.wakeAt) {
+		l.wakeAt = f.when
+		l.drv.wakeBy(l.epoch.Add(f.when))
+	}
+}
+
+// releaseTurn is called by a driver's wait right before it parks the loop
+// goroutine in Go's netpoller, and acquireTurn right after: in between, a
+// DoUntil caller may run a turn (callerTurn).
+func (l *Loop) releaseTurn() { l.turn.Unlock() }
+
+// acquireTurn takes the turn back and delivers the completions a caller's
+// turn kept for the loop goroutine, before the driver reaps newer ones,
+// and reports whether there were any (the loop must then run its turn).
+// SQEs callers left in the ring go in with the loop's next enter.
+func (l *Loop) acquireTurn() bool {
+	l.turn.Lock()
+	l.flushOwned = false
+	if len(l.deferred) == 0 {
+		return false
+	}
+	for i := 0; i < len(l.deferred); i++ { // deliver may append
+		c := l.deferred[i]
+		l.deliver(c.ud, c.res, c.flags)
+	}
+	clear(l.deferred)
+	l.deferred = l.deferred[:0]
+	return true
+}
+
 func (l *Loop) now() time.Duration { return time.Since(l.epoch) }
 
 // run is the loop goroutine. It sets up the driver, reports that on
 // ready, then serves until close.
 func (l *Loop) run(lockThread bool, ready chan<- error) {
 	defer close(l.done)
+	l.turn.Lock()
+	defer l.turn.Unlock()
 	if lockThread {
 		// SINGLE_ISSUER rings must be entered from one thread, and a
 		// thread blocked in io_uring_enter is how this mode waits.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 	}
-	drv, err := l.p.newDriver()
+	drv, err := l.p.newDriver(l)
 	if err != nil {
 		l.closed.Store(true)
 		ready <- fmt.Errorf("loop %d: %w", l.id, err)
@@ -296,8 +440,10 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 			break
 		}
 		timeout := time.Duration(-1)
+		l.wakeAt = -1
 		if len(l.timers) > 0 {
 			timeout = l.timers.next(l.now())
+			l.wakeAt = l.timers[0].when
 		}
 		if len(l.backlog) > 0 {
 			timeout = 0
@@ -311,7 +457,7 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 				timeout = 0
 			}
 		}
-		err := l.drv.wait(timeout, l.deliverFn)
+		err := l.drv.wait(timeout)
 		l.sleeping.Store(false)
 		if err != nil {
 			l.p.logError(l, err)
@@ -493,7 +639,14 @@ func (l *Loop) runTimers() {
 
 // deliver receives every CQE (or emulated one) from the driver.
 func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
-	if l.sleeping.Load() {
+	if l.inCaller {
+		// A DoUntil caller's turn: the loop goroutine is still parked, so
+		// sleeping stays set, and only waiters are served here.
+		if sl := l.slab.lookup(ud &^ udLinkTimeout); sl == nil || sl.w == nil {
+			l.deferred = append(l.deferred, completion{ud, res, flags})
+			return
+		}
+	} else if l.sleeping.Load() {
 		// Awake and about to run tasks again: a Post from this
 		// completion's handler needs no wake-up.
 		l.sleeping.Store(false)
@@ -638,6 +791,7 @@ func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 	if w != nil {
 		w.res, w.flags = res, flags
 		w.ud = 0
+		l.resuming.Add(1)
 		w.done <- struct{}{}
 		return
 	}

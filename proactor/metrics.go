@@ -13,6 +13,7 @@ type Metrics struct {
 	Submitted    [256]uint64 // by opcode (ring.Op; 253-255 are pseudo-opcodes, see op.go)
 	Completed    [256]uint64 // final completions by opcode
 	Wakeups      uint64      // times a submitter woke a sleeping loop
+	CallerTurns  uint64      // ops a Do caller started and reaped itself (callerTurn)
 	SQFull       uint64      // submissions deferred because the SQ was full
 	Stale        uint64      // CQEs for no op in flight, dropped
 	Panics       uint64      // handler panics recovered
@@ -61,7 +62,7 @@ func (m *Metrics) Map() map[string]any {
 	}
 	return map[string]any{
 		"loop": m.Loop, "submitted": ops(&m.Submitted), "completed": ops(&m.Completed),
-		"wakeups": m.Wakeups, "sq_full": m.SQFull, "stale_cqes": m.Stale, "panics": m.Panics,
+		"wakeups": m.Wakeups, "caller_turns": m.CallerTurns, "sq_full": m.SQFull, "stale_cqes": m.Stale, "panics": m.Panics,
 		"rearms": m.Rearms, "buffer_stalls": m.BufferStalls, "inflight": m.Inflight, "timers": m.Timers, "enters": m.Enters,
 		"sqes": m.SQEs, "sqes_per_enter": m.SQEsPerEnter(), "cq_overflows": m.CQOverflows,
 		"eintr": m.EINTR, "fallbacks": m.Fallbacks,

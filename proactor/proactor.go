@@ -88,11 +88,11 @@ func New(opts Options) (*Proactor, error) {
 	return p, nil
 }
 
-func (p *Proactor) newDriver() (driver, error) {
+func (p *Proactor) newDriver(l *Loop) (driver, error) {
 	if p.backend == Uring {
-		return newUringDriver(p.opts, p.sel)
+		return newUringDriver(l, p.opts, p.sel)
 	}
-	return newEpollDriver(p.opts)
+	return newEpollDriver(l, p.opts)
 }
 
 // Backend returns the backend in use: Uring or Epoll.

@@ -22,6 +22,14 @@ func (t *Timer) Stop() {
 
 type timerHeap []*Timer
 
+// first returns the timer due next, or nil.
+func (h timerHeap) first() *Timer {
+	if len(h) == 0 {
+		return nil
+	}
+	return h[0]
+}
+
 func (h *timerHeap) push(t *Timer) {
 	t.idx = len(*h)
 	*h = append(*h, t)

@@ -85,6 +85,25 @@ func (r *Ring) UnregisterEventfd() error {
 	return err
 }
 
+// MuteEventfd sets (or with false clears) IORING_CQ_EVENTFD_DISABLED (5.8):
+// while it is set, new CQEs do not signal the registered eventfd. It is a
+// store to the shared CQ ring, no syscall. It reports false, and changes
+// nothing, where the ring (or the simulated kernel) lacks the flag. Only
+// from the goroutine that submits.
+func (r *Ring) MuteEventfd(mute bool) bool {
+	if r.cq.kflags == nil || !r.release.Has(Release{5, 8}) {
+		return false
+	}
+	f := atomic.LoadUint32(r.cq.kflags)
+	if mute {
+		f |= CQEventfdDisabled
+	} else {
+		f &^= CQEventfdDisabled
+	}
+	atomic.StoreUint32(r.cq.kflags, f)
+	return true
+}
+
 // SetIOWQMaxWorkers limits the io-wq worker threads, bounded and unbounded
 // (5.15); 0 leaves a limit unchanged. It returns the previous limits.
 func (r *Ring) SetIOWQMaxWorkers(bounded, unbounded uint32) ([2]uint32, error) {

@@ -130,20 +130,6 @@ func TestBufRingRecv(t *testing.T) {
 	require.ErrorIs(t, err, ErrBufRingSize)
 }
 
-func TestRegisterEventfd(t *testing.T) {
-	r := newTestRing(t, 8)
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	require.NoError(t, err)
-	defer unix.Close(efd)
-	require.NoError(t, r.RegisterEventfd(efd))
-	PrepNop(r.GetSQE())
-	reap(t, r, 1)
-	var v [8]byte
-	_, err = unix.Read(efd, v[:])
-	require.NoError(t, err, "eventfd not signalled by the CQE")
-	require.NoError(t, r.UnregisterEventfd())
-}
-
 func TestIOWQMaxWorkersAndRingFd(t *testing.T) {
 	r := newTestRing(t, 8)
 	prev, err := r.SetIOWQMaxWorkers(4, 4)

@@ -1,0 +1,106 @@
+package proactor
+
+import (
+	"bytes"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// goid returns the calling goroutine's id, from its stack header.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	id, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return id
+}
+
+// TestCallerTurn: Do against a loop parked in the netpoller runs the op on
+// the calling goroutine (no wake-up of the loop, none back); a loop
+// blocked in a syscall (WaitEnter) is never entered by a caller.
+func TestCallerTurn(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		time.Sleep(10 * time.Millisecond) // let the loop park
+		m0 := p.Metrics()[0]
+		time.Sleep(10 * time.Millisecond)
+		for range 100 {
+			require.EqualValues(t, 0, do(t, l, Nop{}))
+		}
+		m := p.Metrics()[0]
+		turns, wakes := m.CallerTurns-m0.CallerTurns, m.Wakeups-m0.Wakeups
+		if p.opts.Wait == WaitEnter {
+			require.Zero(t, turns, "a caller ran a turn of a loop blocked in a syscall")
+			return
+		}
+		// Before 5.8 the ring's eventfd cannot be muted, so each CQE also
+		// wakes the loop goroutine, and a Do that comes while it is
+		// awake queues its op (and may wake it once).
+		require.GreaterOrEqual(t, turns, uint64(90), "Do on an idle loop queued its op")
+		require.LessOrEqual(t, wakes, 1+100-turns, "caller turns woke the loop (1 is the Metrics call)")
+	})
+}
+
+// TestCallerTurnKeepsHandlersOnLoop: while goroutines run their own turns
+// with Do, completions of handler ops still reach their handlers on the
+// loop goroutine, and promptly: a completion a caller reaped (or that came
+// in while the ring's eventfd was muted for it) must wake the loop.
+func TestCallerTurnKeepsHandlersOnLoop(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		loopID := make(chan uint64, 1)
+		require.NoError(t, l.Post(func() { loopID <- goid() }))
+		want := <-loopID
+		a, b := socketpair(t)
+
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var dos atomic.Int64
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					require.EqualValues(t, 0, do(t, l, Nop{}))
+					dos.Add(1)
+				}
+			}()
+		}
+		defer func() { close(stop); wg.Wait() }()
+
+		buf := make([]byte, 8)
+		for i := range 200 {
+			got := make(chan uint64, 1)
+			require.NoError(t, l.Submit(&Recv{Fd: b, Buf: buf}, func(res int32, _ uint32) {
+				if res != 1 {
+					t.Errorf("recv: %d", res)
+				}
+				got <- goid()
+			}))
+			if i%2 == 0 {
+				time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
+			}
+			_, err := unix.Write(a, []byte{byte(i)})
+			require.NoError(t, err)
+			select {
+			case id := <-got:
+				require.Equal(t, want, id, "a handler ran off the loop goroutine")
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: the recv's completion was never delivered", i)
+			}
+		}
+		require.Positive(t, dos.Load())
+	})
+}
