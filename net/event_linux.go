@@ -111,11 +111,13 @@ type ServeOptions struct {
 	//
 	// Bytes that arrive after the pause, before the receive has stopped,
 	// are held by the connection (not handed to OnData) until it
-	// resumes. On io_uring that is what the multishot receive had put in
-	// the loop's provided buffers before its cancel reached the kernel:
-	// with a fast sender about the whole pool (proactor.Options.Buffers
-	// x BufferSize, 8 MiB by default), measured up to 1.5 times it; on
-	// epoll, less than the pool. A smaller pool is a smaller bound.
+	// resumes. Each receive may take only the queue's headroom (at least
+	// one buffer of proactor.Options.BufferSize), so that is at most
+	// this limit plus a buffer. On io_uring the kernel enforces that
+	// from Linux 6.17; on 6.0 to 6.16 nothing does, and a fast sender
+	// can fill about the whole buffer pool (proactor.Options.Buffers x
+	// BufferSize, 8 MiB by default; measured up to 1.5 times it) before
+	// the receive stops. A smaller pool is a smaller bound there.
 	WriteQueueLimit int
 	// IdleTimeout closes a connection that has neither received nor sent
 	// anything for that long, with ErrIdleTimeout. 0 means never.

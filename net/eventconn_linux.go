@@ -257,7 +257,7 @@ func (c *EventConn) updateRecv() {
 		el := c.el
 		var op proactor.Op
 		if el.bufs != nil {
-			c.rb = proactor.RecvBuffers{Fd: c.fd, Multishot: true, Bufs: el.bufs}
+			c.rb = proactor.RecvBuffers{Fd: c.fd, Multishot: true, Bufs: el.bufs, Limit: c.recvLimit()}
 			op = &c.rb
 		} else {
 			if c.rbuf == nil {
@@ -283,6 +283,23 @@ func (c *EventConn) updateRecv() {
 		// it there; the final completion then re-arms.
 		c.el.l.CancelInLoop(c.recvID)
 	}
+}
+
+// recvLimit is how many bytes the next multishot receive may take: the
+// write queue's headroom, at least one buffer so that it makes progress.
+// A receive is armed only when nothing is held, so what a pause (or a
+// fairness deferral) leaves held is at most that plus one buffer, where
+// the limit is enforced; without one a multishot receive can fill the
+// whole buffer pool before its cancel reaches the kernel. An echo-like
+// handler fills the queue about as fast as the receive uses up its
+// headroom, so the pause tends to meet a receive that has ended already.
+// When a receive stops at its limit, onRecv arms the next one.
+func (c *EventConn) recvLimit() int {
+	lim := c.el.s.opts.WriteQueueLimit
+	if lim < 0 {
+		return 0
+	}
+	return max(lim-c.pending, c.el.bufs.Size())
 }
 
 func (c *EventConn) onRecv(res int32, flags uint32) {
@@ -352,12 +369,12 @@ func (c *EventConn) deliver(data []byte) {
 			// Received after the receive was told to stop (the kernel
 			// had it already): keep it for when reading resumes, so
 			// that the write queue stays within its limit. How much:
-			// on io_uring, what the multishot receive put into the
-			// loop's provided buffers before its cancel reached the
-			// kernel, which with a fast sender is about the whole pool
-			// (proactor.Options.Buffers x BufferSize); on epoll, what
-			// one readiness event's receives took, fewer bytes than
-			// that. TestServeBackpressureBound measures it.
+			// what the receive took before its cancel reached the
+			// kernel, bounded by its Limit (recvLimit) where that is
+			// enforced (io_uring from 6.17, epoll, io_uring before
+			// 6.0); on io_uring 6.0 to 6.16 with a fast sender about
+			// the whole pool (proactor.Options.Buffers x BufferSize).
+			// TestServeBackpressureBound measures it.
 			c.held = append(c.held, data...)
 			c.heldPeak = max(c.heldPeak, len(c.held))
 			break

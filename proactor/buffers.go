@@ -2,6 +2,7 @@ package proactor
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -58,6 +59,10 @@ type Buffers struct {
 	// multishot reports whether the ring can keep one recv armed for
 	// many receives (6.0); otherwise the loop re-arms after each.
 	multishot bool
+	// mshotLimit reports whether the kernel ends a multishot recv at a
+	// byte limit (6.17, RecvBuffers.Limit). Older kernels fail the SQE
+	// with -EINVAL, so it is gated by release like multishot.
+	mshotLimit bool
 	// starved are the buffered receives that stopped on ENOBUFS: they
 	// are started again as soon as a buffer comes back (in BufferProvide
 	// mode, once the kernel has it again: when its PROVIDE_BUFFERS
@@ -131,6 +136,7 @@ func (l *Loop) Buffers() (*Buffers, error) {
 	if d, ok := l.drv.(*uringDriver); ok {
 		var provide bool
 		b.br, provide, b.multishot = d.bufRing(uint32(count))
+		b.mshotLimit = b.multishot && d.features.Has(ring.Release{Major: 6, Minor: 17})
 		switch {
 		case b.br != nil:
 			b.mode = BufferRing
@@ -362,14 +368,34 @@ func (b *Buffers) close() {
 // 5.7; multishot 6.0). Each
 // completion with res > 0 carries ring.CQEFBuffer and a buffer id for
 // Buffers.Buffer; the handler must Release it. With Multishot it stays
-// armed (ring.CQEFMore) until EOF (res 0), an error, or a cancel; on kernels
-// without multishot recv the loop re-arms it after each receive, so the
-// handler sees the same thing. Running out of buffers pauses it until one
-// is released: ENOBUFS never reaches the handler.
+// armed (ring.CQEFMore) until EOF (res 0), an error, a cancel, or Limit;
+// on kernels without multishot recv the loop re-arms it after each
+// receive, so the handler sees the same thing. Running out of buffers
+// pauses it until one is released: ENOBUFS never reaches the handler.
 type RecvBuffers struct {
 	Fd        int
 	Multishot bool
-	Bufs      *Buffers
+	// Limit bounds the bytes a multishot receive takes: once it has
+	// delivered Limit or more (at most one buffer more), its completion
+	// comes without ring.CQEFMore although res > 0, and the handler
+	// submits it again to go on. 0 means no limit. A receive that has
+	// stopped cannot fill more of the pool than that, which is what
+	// bounds the bytes a connection takes after it wants no more. The
+	// kernel enforces it from 6.17 (the limit in the SQE's optlen); the
+	// loop does where it re-arms each receive itself (kernels before 6.0,
+	// the epoll path). On 6.0 to 6.16 it is not enforced: the multishot
+	// receive stays armed (re-arming per receive would cost an SQE each),
+	// and only a cancel stops it.
+	Limit int
+	Bufs  *Buffers
+
+	// got counts the bytes delivered since the op was submitted, read
+	// the bytes Perform received since then (it runs ahead of the
+	// deliveries, several receives per readiness event). The final
+	// completion resets both, so that the op can be submitted again,
+	// except one cancelled while starved, which the loop completes
+	// without again: submit a new RecvBuffers after that.
+	got, read int
 }
 
 func (o *RecvBuffers) Opcode() ring.Op {
@@ -383,10 +409,17 @@ func (o *RecvBuffers) Opcode() ring.Op {
 func (o *RecvBuffers) PollFd() int       { return o.Fd }
 func (o *RecvBuffers) Readiness() uint32 { return unix.EPOLLIN }
 func (o *RecvBuffers) Prep(sqe *ring.SQE) {
-	if o.Multishot && o.Bufs.multishot {
-		ring.PrepRecvMultishot(sqe, int32(o.Fd), bufferGroup, 0)
-	} else {
+	switch {
+	case !o.Multishot || !o.Bufs.multishot:
 		ring.PrepRecvSelect(sqe, int32(o.Fd), bufferGroup, 0)
+	case o.Limit > 0 && o.Bufs.mshotLimit:
+		// Prepared again when the loop restarts a starved receive: the
+		// kernel's count starts over, so it gets what is left. The
+		// kernel subtracts in int, so the limit must fit one.
+		left := min(max(o.Limit-o.got, 1), math.MaxInt32)
+		ring.PrepRecvMultishotLimit(sqe, int32(o.Fd), bufferGroup, 0, uint32(left))
+	default:
+		ring.PrepRecvMultishot(sqe, int32(o.Fd), bufferGroup, 0)
 	}
 }
 func (o *RecvBuffers) Perform() (int32, uint32) {
@@ -401,15 +434,33 @@ func (o *RecvBuffers) Perform() (int32, uint32) {
 	}
 	flags := ring.CQEFBuffer | uint32(id)<<ring.CQEBufferShift
 	if o.Multishot {
-		flags |= ring.CQEFMore
+		o.read += int(n)
+		if o.Limit <= 0 || o.read < o.Limit {
+			flags |= ring.CQEFMore
+		} else {
+			o.read = 0 // off the reactor with this one
+		}
 	}
 	return n, flags
 }
 
 // again reports whether the loop must re-arm the op itself after this
-// completion: a multishot request on a ring that cannot keep it armed.
+// completion: a multishot request that ended with data (on a ring that
+// cannot keep it armed, or for a reason of the kernel's own) before its
+// Limit. It sees every completion of the op, so it also keeps the count
+// for Limit.
 func (o *RecvBuffers) again(res int32, flags uint32) bool {
-	return o.Multishot && res > 0 && flags&ring.CQEFMore == 0
+	if res > 0 {
+		o.got += int(res)
+	}
+	if flags&ring.CQEFMore != 0 {
+		return false
+	}
+	if o.Multishot && res > 0 && (o.Limit <= 0 || o.got < o.Limit) {
+		return true
+	}
+	o.got, o.read = 0, 0
+	return false
 }
 
 // opSelectRecv is a pseudo-opcode for a buffered receive whose buffer the

@@ -403,6 +403,82 @@ func TestRecvBuffersChurn(t *testing.T) {
 	})
 }
 
+// TestRecvBuffersLimit: a multishot receive with a Limit ends with a
+// completion without CQEFMore once it has taken Limit bytes, at most one
+// buffer more, although the socket has more; submitted again (the same
+// op) it goes on where it stopped, and after the last limit it stays
+// armed until EOF. The data is there before the receive is armed, so that
+// a receive that ignored the limit would take all of it at once.
+func TestRecvBuffersLimit(t *testing.T) {
+	const size, limit, total = 64, 200, 1000
+	eachDriverOpts(t, Options{Buffers: 32, BufferSize: size}, func(t *testing.T, p *Proactor) {
+		bufs := loopBuffers(t, p)
+		if bufs.multishot && !bufs.mshotLimit {
+			t.Skipf("kernel %s: multishot receive without a byte limit (6.17), Limit is not enforced", p.sel.features)
+		}
+		l := p.Loop(0)
+		a, b := socketpair(t)
+		want := make([]byte, total)
+		for i := range want {
+			want[i] = byte(i)
+		}
+		_, err := unix.Write(a, want)
+		require.NoError(t, err)
+
+		events := make(chan recvEvent, 64)
+		op := &RecvBuffers{Fd: b, Multishot: true, Limit: limit, Bufs: bufs}
+		arm := func() {
+			require.NoError(t, l.Post(func() {
+				_, err := l.SubmitInLoop(op, func(res int32, flags uint32) {
+					ev := recvEvent{res: res, flags: flags}
+					if res > 0 {
+						id := uint16(flags >> ring.CQEBufferShift)
+						ev.data = string(bufs.Buffer(id, int(res)))
+						bufs.Release(id)
+					}
+					events <- ev
+				})
+				require.NoError(t, err)
+			}))
+		}
+		var got []byte
+		for arms := 1; len(got) < total-limit; arms++ {
+			arm()
+			n := 0
+			for {
+				ev := next(t, events)
+				require.Positive(t, ev.res, "arm %d after %d bytes", arms, n)
+				got = append(got, ev.data...)
+				n += int(ev.res)
+				if ev.flags&ring.CQEFMore == 0 {
+					break
+				}
+			}
+			require.GreaterOrEqual(t, n, limit, "arm %d ended before its limit", arms)
+			require.Less(t, n, limit+size, "arm %d took more than its limit and one buffer", arms)
+			select {
+			case ev := <-events:
+				t.Fatalf("a completion after the final one: %+v", ev)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		// The rest is under the limit: the last arm stays armed.
+		arm()
+		for len(got) < total {
+			ev := next(t, events)
+			require.Positive(t, ev.res)
+			require.NotZero(t, ev.flags&ring.CQEFMore, "ended before its limit")
+			got = append(got, ev.data...)
+		}
+		require.Equal(t, want, got)
+		unix.Close(a)
+		ev := next(t, events)
+		require.EqualValues(t, 0, ev.res, "EOF ends it")
+		require.Zero(t, ev.flags&ring.CQEFMore)
+		requireOnRing(t, p)
+	})
+}
+
 // TestReleaseBadID: an id the pool does not have is ignored, not given to
 // the kernel (which would write outside the pool) and not a panic.
 func TestReleaseBadID(t *testing.T) {

@@ -249,6 +249,8 @@ const (
 	RecvsendFixedBuf  uint16 = 1 << 2
 	SendZCReportUsage uint16 = 1 << 3
 	RecvsendBundle    uint16 = 1 << 4
+	// There is no flag for a multishot receive's byte limit (the kernel's
+	// IORING_RECV_MSHOT_LIM, 1<<12, is internal): see PrepRecvMultishotLimit.
 
 	// NotifUsageZCCopied is set in a SEND_ZC notification's Res when the
 	// kernel had to copy after all (SendZCReportUsage).

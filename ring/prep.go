@@ -143,6 +143,17 @@ func PrepRecvMultishot(sqe *SQE, fd int32, bgid uint16, flags uint32) {
 	sqe.IoPrio |= RecvMultishot
 }
 
+// PrepRecvMultishotLimit is PrepRecvMultishot for a receive that ends, with
+// a CQE without CQEFMore, once it has received limit bytes in all (6.17;
+// limit 0 means none). The last receive may overshoot by up to one buffer.
+// The limit goes in optlen, not in a flag: IORING_RECV_MSHOT_LIM is the
+// kernel's own mark for it, and in IoPrio it fails with -EINVAL. Kernels
+// before 6.17 also fail a nonzero limit with -EINVAL.
+func PrepRecvMultishotLimit(sqe *SQE, fd int32, bgid uint16, flags, limit uint32) {
+	PrepRecvMultishot(sqe, fd, bgid, flags)
+	sqe.SpliceFdIn = int32(limit)
+}
+
 // PrepSend prepares IORING_OP_SEND (5.6) with send(2) flags; pass
 // MSG_NOSIGNAL so a closed peer gives -EPIPE, not SIGPIPE.
 func PrepSend(sqe *SQE, fd int32, buf []byte, flags uint32) {
