@@ -306,7 +306,7 @@ func (b *Buffers) restart() bool {
 	s := b.starved[0]
 	b.starved = b.starved[1:]
 	if b.l.slab.lookup(s.ud) != nil {
-		if err := b.l.drv.submit(s.ud, s.op, nil); err != nil {
+		if err := b.l.drv.submit(s.ud, s.op, s.op.Opcode(), nil); err != nil {
 			b.l.complete(s.ud, errnoRes(err), 0)
 		}
 	}

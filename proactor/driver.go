@@ -21,9 +21,10 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 // it while it is parked: Loop.callerTurn), one at a time, so a driver needs
 // no locks of its own. Completions go to the Loop's deliver.
 //
-// submit(ud, op)
+// submit(ud, op, code, timeout)
 //
-//	Starts op, identified by user data ud. It never reports the completion
+//	Starts op, identified by user data ud; code is op.Opcode(), which the
+//	Loop has already asked for. It never reports the completion
 //	synchronously: the result arrives through a later wait, exactly once
 //	per CQE the op posts (once, or several times for a multishot op while
 //	flags carry CQEFMore; twice for a zero-copy send). It fails only when
@@ -94,7 +95,7 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //	The same for the fixed-file table (IOSQE_FIXED_FILE); -1 is an empty
 //	slot. errNoRegister: the Loop maps indexes back to the fds itself.
 type driver interface {
-	submit(ud uint64, op Op, timeout *ring.Timespec) error
+	submit(ud uint64, op Op, code ring.Op, timeout *ring.Timespec) error
 	rearm(ud uint64, op Op) error
 	cancel(ud uint64)
 	cancelFd(fd int) bool

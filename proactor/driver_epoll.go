@@ -71,7 +71,7 @@ func newEpollDriver(l *Loop, opts Options) (*epollDriver, error) {
 	return d, nil
 }
 
-func (d *epollDriver) submit(ud uint64, op Op, ts *ring.Timespec) error {
+func (d *epollDriver) submit(ud uint64, op Op, _ ring.Op, ts *ring.Timespec) error {
 	if ts != nil {
 		return errNoLinkTimeout
 	}

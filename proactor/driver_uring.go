@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,6 +43,12 @@ type uringDriver struct {
 	// ring; WaitNetpoll registers it with the ring and parks on it.
 	efd     int
 	efile   *os.File // WaitNetpoll: the eventfd in Go's netpoller
+	erc     syscall.RawConn
+	readEfd func(fd uintptr) bool
+	// muted: WaitNetpoll on 5.8+, where the eventfd is muted
+	// (CQ_EVENTFD_DISABLED) except while the loop goroutine is parked:
+	// awake, it reaps what comes without the kernel signalling anyone.
+	muted   bool
 	wakeBuf *[8]byte // heap memory the armed READ writes into
 	// woken is set by wake before it writes efd. WaitNetpoll resets efd
 	// by reading it, which can swallow a wake's write; woken is how the
@@ -99,6 +106,16 @@ func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) 
 			return nil, err
 		}
 		d.efile = os.NewFile(uintptr(d.efd), "ringo-eventfd")
+		if d.erc, err = d.efile.SyscallConn(); err != nil {
+			d.efile.Close()
+			r.Close()
+			return nil, err
+		}
+		d.readEfd = func(fd uintptr) bool {
+			_, err := unix.Read(int(fd), d.wakeBuf[:])
+			return err != unix.EAGAIN
+		}
+		d.muted = r.MuteEventfd(true)
 	}
 	if d.mode == WaitEnter {
 		// 5.18+: saves an fd lookup per enter. The registration belongs
@@ -139,8 +156,7 @@ func (d *uringDriver) runs(code ring.Op, op Op) bool {
 	return true
 }
 
-func (d *uringDriver) submit(ud uint64, op Op, ts *ring.Timespec) error {
-	code := op.Opcode()
+func (d *uringDriver) submit(ud uint64, op Op, code ring.Op, ts *ring.Timespec) error {
 	if !d.runs(code, op) {
 		if ts != nil {
 			return errNoLinkTimeout
@@ -307,20 +323,22 @@ func (d *uringDriver) wait(timeout time.Duration) error {
 }
 
 // callerWait mutes the ring's eventfd (CQ_EVENTFD_DISABLED, 5.8) for the
-// caller's enter and reap: the signal per CQE is a quarter of a NOP's
-// round trip here (perf: io_eventfd_signal), and would only wake the
-// parked loop goroutine for completions the caller takes itself. The loop
-// goroutine is woken explicitly for a CQE posted after the reap, before the
-// unmute, and for the fallback reactor: the caller may have reaped its
-// POLL_ADD (which only the loop re-arms before it parks) or consumed a
-// wake-up of it.
+// caller's enter and reap, as the loop goroutine keeps it muted while it
+// runs: the signal per batch of CQEs was a quarter of a NOP's round trip
+// here (perf: io_eventfd_signal), and would only wake the parked loop
+// goroutine for completions the caller takes itself. The loop goroutine is
+// woken explicitly for a CQE posted after the reap, before the unmute, and
+// for the fallback reactor: the caller may have reaped its POLL_ADD (which
+// only the loop re-arms before it parks) or consumed a wake-up of it.
 func (d *uringDriver) callerWait() error {
-	muted := d.mode == WaitNetpoll && d.r.MuteEventfd(true)
+	if d.muted {
+		d.r.MuteEventfd(true)
+	}
 	err := d.wait(0)
-	if muted {
+	if d.muted {
 		d.r.MuteEventfd(false)
 	}
-	if (muted && d.r.CQReady() > 0) ||
+	if (d.muted && d.r.CQReady() > 0) ||
 		(d.reactor != nil && (!d.reactorArmed || d.reactor.Woke() || d.reactor.Pending())) {
 		d.wake()
 	}
@@ -338,18 +356,19 @@ func (d *uringDriver) netpollWait(timeout time.Duration) error {
 	if d.r.CQReady() > 0 {
 		return nil // inline completions: no need to park
 	}
+	if d.muted {
+		d.r.MuteEventfd(false)
+	}
 	// Reset the eventfd, then look again: a CQE posted before the reset
 	// is in the CQ now, one posted after it signals the eventfd again.
 	// The same goes for wakes, through woken: a wake whose write the
 	// reset swallowed had set woken before it wrote.
-	var v [8]byte
-	unix.Read(d.efd, v[:])
+	unix.Read(d.efd, d.wakeBuf[:])
 	if d.r.CQReady() > 0 || d.woken.Swap(false) {
+		if d.muted {
+			d.r.MuteEventfd(true)
+		}
 		return nil
-	}
-	rc, err := d.efile.SyscallConn()
-	if err != nil {
-		return err
 	}
 	if timeout > 0 {
 		d.efile.SetReadDeadline(time.Now().Add(timeout))
@@ -357,11 +376,11 @@ func (d *uringDriver) netpollWait(timeout time.Duration) error {
 		d.efile.SetReadDeadline(time.Time{})
 	}
 	d.l.releaseTurn()
-	err = rc.Read(func(fd uintptr) bool {
-		_, err := unix.Read(int(fd), v[:])
-		return err != unix.EAGAIN
-	})
+	err := d.erc.Read(d.readEfd)
 	d.l.acquireTurn()
+	if d.muted {
+		d.r.MuteEventfd(true)
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil
 	}

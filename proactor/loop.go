@@ -532,7 +532,7 @@ func (l *Loop) start(t task) uint64 {
 		ts = &sl.ts
 		sl.deadline = l.now() + t.timeout
 	}
-	err := l.drv.submit(ud, t.op, ts)
+	err := l.drv.submit(ud, t.op, sl.code, ts)
 	if err == nil {
 		// The common path, first: the op is in.
 		sl.linked = ts != nil
@@ -542,7 +542,7 @@ func (l *Loop) start(t task) uint64 {
 	if errors.Is(err, errNoLinkTimeout) {
 		// This driver (or this op on it) cannot link a timeout: use a
 		// loop timer that cancels the op.
-		err = l.drv.submit(ud, t.op, nil)
+		err = l.drv.submit(ud, t.op, sl.code, nil)
 		if err == nil {
 			sl.timer = l.deadlineTimer(ud, t.timeout)
 		}
@@ -712,7 +712,7 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 			// arm the receive again under the same ud.
 			l.callHandler(sl.h, res, flags|ring.CQEFMore)
 			if s := l.slab.lookup(ud); s != nil {
-				if err := l.drv.submit(ud, s.op, nil); err != nil {
+				if err := l.drv.submit(ud, s.op, s.code, nil); err != nil {
 					l.complete(ud, errnoRes(err), 0)
 				}
 			}

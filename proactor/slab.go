@@ -64,7 +64,7 @@ type slot struct {
 // slab stores slots in fixed chunks so that a slot never moves: a
 // ring.Timespec inside it can be handed to the kernel.
 type slab struct {
-	chunks [][]slot
+	chunks []*[slabChunk]slot
 	free   []uint32
 	inUse  int
 }
@@ -74,7 +74,7 @@ const slabChunk = 256
 func (s *slab) alloc() (uint32, *slot) {
 	if len(s.free) == 0 {
 		base := uint32(len(s.chunks) * slabChunk)
-		chunk := make([]slot, slabChunk)
+		chunk := new([slabChunk]slot)
 		for i := slabChunk - 1; i >= 0; i-- {
 			chunk[i].gen = 1 // user data 0 never names an op
 			s.free = append(s.free, base+uint32(i))
@@ -90,7 +90,7 @@ func (s *slab) alloc() (uint32, *slot) {
 }
 
 func (s *slab) at(idx uint32) *slot {
-	return &s.chunks[idx/slabChunk][idx%slabChunk]
+	return &s.chunks[idx/slabChunk][idx%slabChunk] // one bounds check
 }
 
 // lookup returns the busy slot that ud names, or nil if ud is stale.
