@@ -393,8 +393,9 @@ type RecvBuffers struct {
 	// the bytes Perform received since then (it runs ahead of the
 	// deliveries, several receives per readiness event). The final
 	// completion resets both, so that the op can be submitted again,
-	// except one cancelled while starved, which the loop completes
-	// without again: submit a new RecvBuffers after that.
+	// except when a cancel ends it while it is starved or meets ENOBUFS,
+	// which the loop completes without again: submit a new RecvBuffers
+	// after a cancel.
 	got, read int
 }
 

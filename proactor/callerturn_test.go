@@ -104,3 +104,73 @@ func TestCallerTurnKeepsHandlersOnLoop(t *testing.T) {
 		require.Positive(t, dos.Load())
 	})
 }
+
+// TestCallerTurnLeavesNoSQEBehind: the kernel stops a batch at an SQE that
+// fails before it is issued (here an open of an empty path), leaving the
+// SQEs behind it in the SQ. A caller's turn must hand those to the loop
+// goroutine, which is parked and would otherwise never submit them.
+func TestCallerTurnLeavesNoSQEBehind(t *testing.T) {
+	checkLeaks(t)
+	p := newProactor(t, Options{Backend: Uring, Wait: WaitNetpoll, Loops: 1})
+	l := p.Loop(0)
+	time.Sleep(10 * time.Millisecond) // let the loop park
+	require.True(t, l.turn.TryLock(), "the loop is not parked")
+	bad, good := &waiter{done: make(chan struct{}, 2)}, &waiter{done: make(chan struct{}, 2)}
+	l.inCaller = true
+	l.start(task{op: &Openat{Dir: unix.AT_FDCWD, Path: []byte("")}, w: bad})
+	l.start(task{op: Nop{}, w: good})
+	l.inCaller = false
+	l.callerRun(task{}, true)
+	l.turn.Unlock()
+	for _, w := range []*waiter{bad, good} {
+		select {
+		case <-w.done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("an op left in the SQ by a caller's turn never completed")
+		}
+	}
+	require.Equal(t, errno(unix.ENOENT), bad.res)
+	require.EqualValues(t, 0, good.res)
+}
+
+// TestNilOp: a nil Op is refused, not run on the loop.
+func TestNilOp(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		require.ErrorIs(t, l.Submit(nil, func(int32, uint32) {}), ErrNilOp)
+		require.ErrorIs(t, l.SubmitTimeout(nil, time.Second, func(int32, uint32) {}), ErrNilOp)
+		_, _, err := l.DoUntil(nil, time.Time{}, nil)
+		require.ErrorIs(t, err, ErrNilOp)
+		errs := make(chan error, 1)
+		require.NoError(t, l.Post(func() { _, err := l.SubmitInLoop(nil, nil); errs <- err }))
+		require.ErrorIs(t, <-errs, ErrNilOp)
+		require.EqualValues(t, 0, do(t, l, Nop{}))
+	})
+}
+
+// TestCallerTurnSeesLastBatch: what the loop goroutine delivered before it
+// parked is what tells a caller to wait for company, on every driver (on
+// epoll each spurious netpoll wake-up used to reset it to zero).
+func TestCallerTurnSeesLastBatch(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		if p.opts.Wait == WaitEnter {
+			return // no caller turns
+		}
+		l := p.Loop(0)
+		got := make(chan struct{}, 8)
+		require.NoError(t, l.Post(func() {
+			for range 8 {
+				_, err := l.SubmitInLoop(Nop{}, func(int32, uint32) { got <- struct{}{} })
+				require.NoError(t, err)
+			}
+		}))
+		for range 8 {
+			<-got
+		}
+		time.Sleep(20 * time.Millisecond) // let the loop park
+		l.turn.Lock()
+		batch := l.lastBatch
+		l.turn.Unlock()
+		require.GreaterOrEqual(t, batch, 8)
+	})
+}

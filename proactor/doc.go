@@ -39,7 +39,8 @@
 //
 // How an idle loop waits is Options.Wait (see WaitMode for the numbers):
 // by default the loop goroutine parks in Go's netpoller (on an eventfd that
-// the ring signals per CQE, or on the reactor's epoll fd), so no OS thread
+// the ring signals for CQEs while the loop is parked, or on the reactor's
+// epoll fd), so no OS thread
 // is held, a wake-up costs a goroutine wake-up, and a Do caller can run a
 // turn meanwhile. WaitEnter instead blocks a locked thread in
 // io_uring_enter, which measured 7-10x slower for request/response work
@@ -72,8 +73,9 @@
 // with the loop's ring (REGISTER_BUFFERS), for ReadFixed and WriteFixed
 // (READ_FIXED, WRITE_FIXED); Loop.RegisterFiles registers a file table, so
 // that ReadFixed, WriteFixed, ReadIndexed and WriteIndexed can name a file
-// by index (IOSQE_FIXED_FILE). Registration runs on the loop goroutine (the
-// ring's only submitter), called from any other goroutine. Unregister
+// by index (IOSQE_FIXED_FILE). Registration runs on the loop goroutine
+// (holding the loop's turn, so no caller submits meanwhile), called from any
+// other goroutine. Unregister
 // refuses with EBUSY while an op that uses the registration is in flight;
 // Close releases everything, unmapping the buffers after the ring is gone.
 // On epoll the loop emulates both with pread and pwrite on the same memory

@@ -59,7 +59,8 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //	them. It returns early, with no completion, after wake. When it parks
 //	the goroutine in Go's netpoller (WaitNetpoll) it calls the Loop's
 //	releaseTurn before and acquireTurn after, and touches nothing of the
-//	driver's in between: a caller may run a turn meanwhile.
+//	driver's while it does not hold the turn: a caller may run a turn
+//	meanwhile.
 //
 // callerWait()
 //

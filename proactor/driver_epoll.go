@@ -63,7 +63,9 @@ func newEpollDriver(l *Loop, opts Options) (*epollDriver, error) {
 			// end the wait too, or the loop parks again past it.
 			d.held = deferred || d.got > 0 || d.r.Woke() || d.r.Pending()
 			if !d.held {
-				d.l.releaseTurn()
+				// Nothing delivered since wait's releaseTurn: keep the
+				// loop's lastBatch as that one set it.
+				d.l.turn.Unlock()
 			}
 			return d.held
 		}
@@ -126,6 +128,7 @@ func (d *epollDriver) wait(timeout time.Duration) error {
 func (d *epollDriver) callerWait() error {
 	err := d.wait(0)
 	if d.r.Woke() || d.r.Pending() {
+		d.l.wakeups.Add(1)
 		d.r.Signal()
 	}
 	return err

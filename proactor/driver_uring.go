@@ -25,7 +25,8 @@ const (
 	udRearmPoll = udInternal | udLinkTimeout
 )
 
-// uringDriver runs ops on one ring. Loop goroutine only, except wake.
+// uringDriver runs ops on one ring. Only whoever holds the Loop's turn calls
+// it (the loop goroutine, or a caller's turn), except wake.
 type uringDriver struct {
 	r           *ring.Ring
 	supported   [256]bool // opcodes this ring runs; the rest go to the reactor
@@ -338,8 +339,12 @@ func (d *uringDriver) callerWait() error {
 	if d.muted {
 		d.r.MuteEventfd(false)
 	}
-	if (d.muted && d.r.CQReady() > 0) ||
+	// SQEs can also stay behind in the SQ: the kernel stops a batch at
+	// an SQE that fails before it is issued (no SUBMIT_ALL), or enter
+	// says EAGAIN or EBUSY; the loop goroutine submits them again.
+	if (d.muted && d.r.CQReady() > 0) || d.r.SQPending() > 0 ||
 		(d.reactor != nil && (!d.reactorArmed || d.reactor.Woke() || d.reactor.Pending())) {
+		d.l.wakeups.Add(1)
 		d.wake()
 	}
 	return err

@@ -17,6 +17,9 @@ import (
 // ErrClosed is returned for work submitted to a closed Proactor or Loop.
 var ErrClosed = errors.New("proactor: closed")
 
+// ErrNilOp is returned for a nil Op, which would otherwise fail on the loop.
+var ErrNilOp = errors.New("proactor: nil Op")
+
 // errBusy is a driver's "could not queue now, retry after the next wait".
 var errBusy = errors.New("proactor: submission queue full")
 
@@ -29,7 +32,7 @@ type Loop struct {
 	p   *Proactor
 	drv driver
 
-	// Loop goroutine only.
+	// Only whoever holds turn (below): the loop goroutine, or a caller.
 	slab     slab
 	timers   timerHeap
 	timerSeq uint64
@@ -66,6 +69,8 @@ type Loop struct {
 	// wakeAt is when the parked loop goroutine will wake for its first
 	// timer, on the loop's clock; -1 for never.
 	wakeAt time.Duration
+	// starting is the op whose Prep runs now, for callerTurn's cleanup.
+	starting uint64
 
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
@@ -120,6 +125,9 @@ func (l *Loop) ID() int { return l.id }
 // Submit queues op; h runs on the loop goroutine with each completion.
 // Safe from any goroutine. It fails only after Close.
 func (l *Loop) Submit(op Op, h Handler) error {
+	if op == nil {
+		return ErrNilOp
+	}
 	return l.enqueue(task{op: op, h: h})
 }
 
@@ -127,6 +135,9 @@ func (l *Loop) Submit(op Op, h Handler) error {
 // it is cancelled and completes with -ETIME (through LINK_TIMEOUT on
 // io_uring, the loop's timers on epoll). Not for multishot ops.
 func (l *Loop) SubmitTimeout(op Op, d time.Duration, h Handler) error {
+	if op == nil {
+		return ErrNilOp
+	}
 	return l.enqueue(task{op: op, h: h, timeout: max(d, 1)})
 }
 
@@ -165,8 +176,11 @@ func (l *Loop) Do(ctx context.Context, op Op) (res int32, flags uint32, err erro
 // own deadlines (net.Conn): it parks until op's final completion. A
 // non-zero deadline cancels the op when it passes (the op then completes
 // with -ETIME); a close of cancel cancels it (-ECANCELED), and DoUntil
-// still waits for the final completion. err is only ErrClosed.
+// still waits for the final completion. err is only ErrClosed (or ErrNilOp).
 func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res int32, flags uint32, err error) {
+	if op == nil {
+		return 0, 0, ErrNilOp
+	}
 	w := waiterPool.Get().(*waiter)
 	t := task{op: op, w: w}
 	if !deadline.IsZero() {
@@ -247,6 +261,9 @@ func (l *Loop) runTurnEnd() {
 // from the loop goroutine (a Handler, a Post function or a timer function):
 // it skips the queue and the wake-up that other goroutines need.
 func (l *Loop) SubmitInLoop(op Op, h Handler) (uint64, error) {
+	if op == nil {
+		return 0, ErrNilOp
+	}
 	if l.closing {
 		return 0, ErrClosed
 	}
@@ -323,24 +340,43 @@ func (l *Loop) enqueue(t task) error {
 // send); those for handlers wait in deferred for the loop goroutine, so
 // that handlers run only there, and it is woken for them, as it is when
 // the turn left it anything else to do.
-func (l *Loop) callerTurn(t task) bool {
-	if l.p.backend == Uring && t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0 {
+func (l *Loop) callerTurn(t task) (started bool) {
+	if l.p.backend == Uring && (t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0 || againIsResult(t.op)) {
 		// A receive or an accept may wait for its peer, and io_uring
 		// runs the completion's task work on the thread that submitted:
 		// for a caller that is whatever thread it ran on, likely asleep
 		// by then. Tried with net.Conn's reads: a 1-connection echo took
 		// 57 µs per round trip instead of 33 (perf stat: 2.5 context
 		// switches per message instead of 0.2). The loop goroutine's
-		// thread is the one parked in the netpoller, woken anyway.
+		// thread is the one parked in the netpoller, woken anyway. The
+		// same goes for a connect, which waits for the handshake.
 		return false
 	}
 	if !l.turn.TryLock() {
 		return false
 	}
+	// User code runs in the turn (an Op's Prep, or on epoll any ready
+	// op's Perform). If it panics the panic goes on to the caller, but
+	// the loop must not stay locked out: free the slot of an op whose
+	// Prep panicked (its SQE, zeroed, completes as a stale NOP), give the
+	// turn back, and let the loop goroutine submit what is in the ring.
+	held := true
+	defer func() {
+		if held {
+			if sl := l.slab.lookup(l.starting); sl != nil {
+				l.slab.release(uint32(l.starting), sl)
+			}
+			l.starting = 0
+			l.inCaller, l.flushOwned = false, false
+			l.turn.Unlock()
+			l.drv.wake()
+		}
+	}()
 	l.mu.Lock()
 	idle := len(l.tasks) == 0 && !l.closed.Load()
 	l.mu.Unlock()
 	if !idle || l.closing || len(l.backlog) > 0 {
+		held = false
 		l.turn.Unlock()
 		return false
 	}
@@ -348,17 +384,21 @@ func (l *Loop) callerTurn(t task) bool {
 	l.callerRun(t, false)
 	if l.flushOwned {
 		l.joined++
+		held = false
 		l.turn.Unlock()
 		return true // the owner's enter takes this op too
 	}
 	l.probe++
 	if l.crowd || l.lastBatch > 1 || l.probe%64 == 0 {
 		l.flushOwned, l.joined = true, 0
+		held = false
 		l.turn.Unlock()
 		runtime.Gosched()
 		l.turn.Lock()
+		held = true
 		l.crowd = l.joined > 0
 		if !l.flushOwned {
+			held = false
 			l.turn.Unlock()
 			return true // the loop goroutine entered for us
 		}
@@ -366,6 +406,7 @@ func (l *Loop) callerTurn(t task) bool {
 	}
 	l.lastBatch = 0 // what it woke has had its turn
 	l.callerRun(task{}, true)
+	held = false
 	l.turn.Unlock()
 	return true
 }
@@ -546,7 +587,9 @@ func (l *Loop) start(t task) uint64 {
 		ts = &sl.ts
 		sl.deadline = l.now() + t.timeout
 	}
+	l.starting = ud
 	err := l.drv.submit(ud, t.op, sl.code, ts)
+	l.starting = 0
 	if err == nil {
 		// The common path, first: the op is in.
 		sl.linked = ts != nil

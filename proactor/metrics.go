@@ -13,7 +13,7 @@ type Metrics struct {
 	Submitted    [256]uint64 // by opcode (ring.Op; 253-255 are pseudo-opcodes, see op.go)
 	Completed    [256]uint64 // final completions by opcode
 	Wakeups      uint64      // times a submitter woke a sleeping loop
-	CallerTurns  uint64      // ops a Do caller started and reaped itself (callerTurn)
+	CallerTurns  uint64      // ops a Do caller started itself, on an idle loop (callerTurn)
 	SQFull       uint64      // submissions deferred because the SQ was full
 	Stale        uint64      // CQEs for no op in flight, dropped
 	Panics       uint64      // handler panics recovered
