@@ -127,7 +127,7 @@ func dial(ctx context.Context, p *proactor.Proactor, family int, network string,
 	// The op holds the sockaddr the kernel reads, so it lives on the heap
 	// until its final completion, which do waits for.
 	op := &proactor.Connect{Fd: s, Addr: sa.raw, AddrLen: sa.len}
-	res, err := c.fd.do(&c.ww, op, time.Time{}, ctx.Done())
+	res, err := c.fd.doCtx(&c.ww, op, ctx.Done())
 	switch {
 	case err != nil:
 	case res == -int32(unix.ECANCELED) && ctx.Err() != nil:

@@ -274,9 +274,18 @@ func (l *Loop) SubmitInLoop(op Op, h Handler) (uint64, error) {
 // with its result if it finished first. Only from the loop goroutine.
 func (l *Loop) CancelInLoop(id uint64) { l.cancel(id) }
 
-// CancelFdInLoop cancels every op on fd, so that fd can then be closed.
-// Only from the loop goroutine.
+// CancelFdInLoop cancels every op on fd, so that fd can then be closed,
+// including ops still waiting for room in a full SQ (they complete with
+// -ECANCELED without ever starting). Only from the loop goroutine.
 func (l *Loop) CancelFdInLoop(fd int) {
+	for i := 0; i < len(l.backlog); {
+		if t := l.backlog[i]; t.op != nil && t.op.PollFd() == fd {
+			l.backlog = append(l.backlog[:i], l.backlog[i+1:]...)
+			l.finish(t.h, t.w, -int32(unix.ECANCELED), 0)
+			continue
+		}
+		i++
+	}
 	if l.bufs != nil {
 		for _, s := range append([]starvedRecv(nil), l.bufs.starved...) {
 			if s.op.PollFd() == fd {
