@@ -69,8 +69,10 @@ type Loop struct {
 	// wakeAt is when the parked loop goroutine will wake for its first
 	// timer, on the loop's clock; -1 for never.
 	wakeAt time.Duration
-	// starting is the op whose Prep runs now, for callerTurn's cleanup.
+	// starting is the op whose Prep runs now, for callerTurn's cleanup;
+	// callerW is the waiter of the caller holding the turn.
 	starting uint64
+	callerW  *waiter
 
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
@@ -104,7 +106,10 @@ type task struct {
 type waiter struct {
 	res   int32
 	flags uint32
-	ud    uint64 // loop goroutine only: the op's user data once submitted
+	// direct: the result was left here by the waiting goroutine's own
+	// caller turn, with nothing sent on done.
+	direct bool
+	ud     uint64 // loop goroutine only: the op's user data once submitted
 	// done receives the final completion and, when DoUntil queued a
 	// cancel, that cancel's acknowledgement: a waiter goes back to the
 	// pool only when no task of its loop can still refer to it.
@@ -191,6 +196,13 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 			waiterPool.Put(w)
 			return 0, 0, err
 		}
+	} else if w.direct {
+		// It completed in this goroutine's own turn, and finish left
+		// the result in w instead of sending it on the channel.
+		res, flags = w.res, w.flags
+		w.direct = false
+		waiterPool.Put(w)
+		return res, flags, nil
 	}
 	if cancel != nil {
 		select {
@@ -375,7 +387,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 			if sl := l.slab.lookup(l.starting); sl != nil {
 				l.slab.release(uint32(l.starting), sl)
 			}
-			l.starting = 0
+			l.starting, l.callerW = 0, nil
 			l.inCaller, l.flushOwned = false, false
 			l.turn.Unlock()
 			l.drv.wake()
@@ -390,7 +402,9 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		return false
 	}
 	l.m.CallerTurns++
+	l.callerW = t.w
 	l.callerRun(t, false)
+	l.callerW = nil
 	if l.flushOwned {
 		l.joined++
 		held = false
@@ -414,7 +428,9 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		l.flushOwned = false
 	}
 	l.lastBatch = 0 // what it woke has had its turn
+	l.callerW = t.w
 	l.callerRun(task{}, true)
+	l.callerW = nil
 	held = false
 	l.turn.Unlock()
 	return true
@@ -860,6 +876,12 @@ func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 	if w != nil {
 		w.res, w.flags = res, flags
 		w.ud = 0
+		if l.inCaller && w == l.callerW {
+			// The caller's own op, in its own turn, on its goroutine:
+			// no channel needed (DoUntil).
+			w.direct = true
+			return
+		}
 		w.done <- struct{}{}
 		return
 	}
