@@ -154,7 +154,7 @@ func TestNilOp(t *testing.T) {
 func TestCallerTurnSeesLastBatch(t *testing.T) {
 	eachDriver(t, func(t *testing.T, p *Proactor) {
 		if p.opts.Wait == WaitEnter {
-			return // no caller turns
+			t.Skip("WaitEnter: the loop never parks in the netpoller, so there are no caller turns (TestCallerTurn checks that)")
 		}
 		l := p.Loop(0)
 		got := make(chan struct{}, 8)

@@ -535,11 +535,16 @@ type ReadFixed struct {
 	x     fixedIO
 }
 
-func (o *ReadFixed) Opcode() ring.Op {
+func (o *ReadFixed) Opcode() ring.Op { return o.resolve(ring.OpReadFixed, ring.OpRead) }
+
+// resolve looks up the file and the buffer, for ReadFixed and WriteFixed,
+// and returns the opcode that serves them (fixed, or plain without a ring
+// registration).
+func (o *ReadFixed) resolve(fixed, plain ring.Op) ring.Op {
 	o.x = fixedIO{}
 	o.x.resolveFile(o.Files, o.Fd)
 	o.x.resolveBuf(o.Bufs, o.Buf, o.N)
-	return o.x.opcode(ring.OpReadFixed, ring.OpRead)
+	return o.x.opcode(fixed, plain)
 }
 func (o *ReadFixed) PollFd() int              { return int(o.x.fd) }
 func (o *ReadFixed) Readiness() uint32        { return 0 }
@@ -550,30 +555,19 @@ func (o *ReadFixed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
 }
 
 // WriteFixed writes N bytes (0: the whole buffer) of registered buffer Buf
-// of Bufs at Off (IORING_OP_WRITE_FIXED, 5.1); as ReadFixed otherwise. res
-// is the byte count, which may be short.
-type WriteFixed struct {
-	Fd    int
-	Files *FixedFiles
-	Bufs  *FixedBuffers
-	Buf   int
-	Off   int64
-	N     int
-	x     fixedIO
-}
+// of Bufs at Off (IORING_OP_WRITE_FIXED, 5.1); its fields and everything
+// else are as ReadFixed's. res is the byte count, which may be short.
+type WriteFixed ReadFixed
 
 func (o *WriteFixed) Opcode() ring.Op {
-	o.x = fixedIO{}
-	o.x.resolveFile(o.Files, o.Fd)
-	o.x.resolveBuf(o.Bufs, o.Buf, o.N)
-	return o.x.opcode(ring.OpWriteFixed, ring.OpWrite)
+	return (*ReadFixed)(o).resolve(ring.OpWriteFixed, ring.OpWrite)
 }
 func (o *WriteFixed) PollFd() int              { return int(o.x.fd) }
 func (o *WriteFixed) Readiness() uint32        { return 0 }
 func (o *WriteFixed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, false, o.Off) }
 func (o *WriteFixed) Perform() (int32, uint32) { return o.x.perform(false, o.Off), 0 }
 func (o *WriteFixed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
-	return (b != nil && o.Bufs == b) || (f != nil && o.Files == f)
+	return (*ReadFixed)(o).usesFixed(b, f)
 }
 
 // ReadIndexed is Read on a registered file: Index names a slot of Files

@@ -362,7 +362,8 @@ func (l *Loop) enqueue(t task) error {
 // that handlers run only there, and it is woken for them, as it is when
 // the turn left it anything else to do.
 func (l *Loop) callerTurn(t task) (started bool) {
-	if l.p.backend == Uring && (t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0 || againIsResult(t.op)) {
+	_, connect := t.op.(*Connect)
+	if l.p.backend == Uring && (connect || t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0) {
 		// A receive or an accept may wait for its peer, and io_uring
 		// runs the completion's task work on the thread that submitted:
 		// for a caller that is whatever thread it ran on, likely asleep
