@@ -19,6 +19,8 @@ type Metrics struct {
 	Panics       uint64      // handler panics recovered
 	Rearms       uint64      // -EAGAIN completions re-run on readiness
 	BufferStalls uint64      // buffered receives paused for lack of buffers
+	SpinHits     uint64      // waits a completion ended while the loop polled (Options.Spin)
+	SpinMisses   uint64      // polls that found nothing within Spin; the loop then slept
 	Inflight     int         // ops between submission and final completion
 	Timers       int         // pending timers
 
@@ -63,7 +65,8 @@ func (m *Metrics) Map() map[string]any {
 	return map[string]any{
 		"loop": m.Loop, "submitted": ops(&m.Submitted), "completed": ops(&m.Completed),
 		"wakeups": m.Wakeups, "caller_turns": m.CallerTurns, "sq_full": m.SQFull, "stale_cqes": m.Stale, "panics": m.Panics,
-		"rearms": m.Rearms, "buffer_stalls": m.BufferStalls, "inflight": m.Inflight, "timers": m.Timers, "enters": m.Enters,
+		"rearms": m.Rearms, "buffer_stalls": m.BufferStalls,
+		"spin_hits": m.SpinHits, "spin_misses": m.SpinMisses, "inflight": m.Inflight, "timers": m.Timers, "enters": m.Enters,
 		"sqes": m.SQEs, "sqes_per_enter": m.SQEsPerEnter(), "cq_overflows": m.CQOverflows,
 		"eintr": m.EINTR, "fallbacks": m.Fallbacks,
 	}

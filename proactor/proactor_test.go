@@ -77,6 +77,7 @@ func eachDriverOpts(t *testing.T, extra Options, f func(t *testing.T, p *Proacto
 				opts.Kernel = extra.Kernel
 			}
 			opts.Buffers, opts.BufferSize = extra.Buffers, extra.BufferSize
+			opts.Spin = extra.Spin
 			p := newProactor(t, opts)
 			f(t, p)
 		})

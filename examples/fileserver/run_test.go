@@ -97,6 +97,7 @@ func TestRunErrors(t *testing.T) {
 		{"-root", "/nonexistent"},
 		{"-backend", "kqueue"},
 		{"-wait", "spin"},
+		{"-spin", "-1us"},
 		{"-bogus"},
 		{"extra"},
 	} {

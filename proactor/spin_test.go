@@ -1,0 +1,53 @@
+package proactor
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// TestSpin: with Options.Spin a WaitEnter io_uring loop takes a completion
+// that arrives while it polls without sleeping (SpinHits), and a loop with
+// nothing to do still goes to sleep once Spin has passed: it must not burn
+// a CPU while idle. Other drivers and wait modes ignore Spin.
+func TestSpin(t *testing.T) {
+	const spin = 100 * time.Millisecond
+	eachDriverOpts(t, Options{Spin: spin}, func(t *testing.T, p *Proactor) {
+		polls := p.Backend() == Uring && p.opts.Wait == WaitEnter
+		l := p.Loop(0)
+		a, b := socketpair(t)
+		go func() {
+			// Late enough that the loop has started the receive and is
+			// polling, well within Spin.
+			time.Sleep(10 * time.Millisecond)
+			_, _ = unix.Write(b, []byte("x"))
+		}()
+		buf := make([]byte, 8)
+		require.EqualValues(t, 1, do(t, l, &Recv{Fd: a, Buf: buf}))
+		require.Equal(t, byte('x'), buf[0])
+		m := p.Metrics()[0]
+		if !polls {
+			require.Zero(t, m.SpinHits+m.SpinMisses, "Spin used by a driver that should ignore it")
+			return
+		}
+		require.NotZero(t, m.SpinHits, "the receive's completion did not end a poll")
+
+		// Idle: after one Spin (the Metrics call above woke the loop) it
+		// sleeps, so the process uses far less CPU than the wall time.
+		time.Sleep(2 * spin)
+		cpu0 := cpuTime(t)
+		time.Sleep(3 * spin)
+		used := cpuTime(t) - cpu0
+		require.Less(t, used, spin, "an idle loop kept polling: %v of CPU in %v", used, 3*spin)
+		require.NotZero(t, p.Metrics()[0].SpinMisses, "the loop never gave up polling")
+	})
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
