@@ -62,6 +62,18 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //	driver's while it does not hold the turn: a caller may run a turn
 //	meanwhile.
 //
+// poll()
+//
+//	Flushes what submit queued and reports, without blocking, whether a
+//	wait would find completions at once. Only called when canPoll: the
+//	Loop polls before it sleeps (Options.Spin).
+//
+// canPoll()
+//
+//	Reports whether poll is cheap enough to spin on: true for io_uring,
+//	whose CQ is shared memory; false for epoll, where every look is a
+//	syscall.
+//
 // callerWait()
 //
 //	wait(0) for a DoUntil caller running a turn while the loop goroutine
@@ -101,6 +113,8 @@ type driver interface {
 	cancel(ud uint64)
 	cancelFd(fd int) bool
 	wait(timeout time.Duration) error
+	poll() bool
+	canPoll() bool
 	callerWait() error
 	wakeBy(t time.Time)
 	wake()

@@ -38,7 +38,6 @@ type uringDriver struct {
 	multishotAccept bool
 	linkTO          bool // IORING_OP_LINK_TIMEOUT (5.5)
 	mode            WaitMode
-	spin            time.Duration // Options.Spin: how long wait polls the CQ before it blocks
 	cqes            []ring.CQE
 
 	// Wake-ups: an eventfd. WaitEnter keeps a READ of it armed in the
@@ -83,7 +82,7 @@ func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := &uringDriver{r: r, l: l, mode: opts.Wait, spin: opts.Spin, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
+	d := &uringDriver{r: r, l: l, mode: opts.Wait, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
 	probe, err := r.Probe()
 	if err != nil && !errors.Is(err, ring.ErrNoProbe) {
 		r.Close()
@@ -306,7 +305,6 @@ func (d *uringDriver) wait(timeout time.Duration) error {
 		_, err = d.r.Submit()
 	case d.mode == WaitNetpoll:
 		err = d.netpollWait(timeout)
-	case d.spin > 0 && d.mode == WaitEnter && d.poll(timeout):
 	case timeout < 0:
 		_, err = d.r.SubmitAndWait(1)
 	default:
@@ -352,38 +350,18 @@ func (d *uringDriver) callerWait() error {
 	return err
 }
 
-// poll submits, then polls the CQ for up to d.spin (and no longer than
-// timeout, when that is positive) and reports whether a CQE arrived; a
-// submission error is left for the blocking wait that follows to report.
-// A completion can need task work first: on these rings (COOP_TASKRUN,
-// TASKRUN_FLAG) the kernel flags it in the SQ instead of interrupting the
-// thread, and Submit enters to run it. A wake (a task queued) shows as the
-// CQE of the armed eventfd read.
-func (d *uringDriver) poll(timeout time.Duration) bool {
+// poll submits and reports whether the CQ holds completions. Looking
+// costs no syscall unless the kernel flags task work in the SQ (TASKRUN_FLAG
+// rings, which run it only when the thread enters): Submit then enters to
+// run it. A submission error says true, for wait to report.
+func (d *uringDriver) poll() bool {
 	if _, err := d.r.Submit(); err != nil {
-		return false
+		return true
 	}
-	spin := d.spin
-	if timeout > 0 {
-		spin = min(spin, timeout)
-	}
-	start := time.Now()
-	for i := 1; ; i++ {
-		if d.r.CQReady() > 0 {
-			d.l.m.SpinHits++
-			return true
-		}
-		if _, err := d.r.Submit(); err != nil {
-			return false
-		}
-		// A look at the CQ and the SQ flags is a few ns; a clock read
-		// every 64 keeps the spin's length honest at a fraction of that.
-		if i%64 == 0 && time.Since(start) >= spin {
-			d.l.m.SpinMisses++
-			return false
-		}
-	}
+	return d.r.CQReady() > 0
 }
+
+func (d *uringDriver) canPoll() bool { return true }
 
 func (d *uringDriver) wakeBy(t time.Time) { d.efile.SetReadDeadline(t) }
 

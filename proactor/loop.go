@@ -529,6 +529,9 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		if len(l.backlog) > 0 {
 			timeout = 0
 		}
+		if timeout != 0 && l.p.opts.Spin > 0 && l.drv.canPoll() && l.spinWait(timeout) {
+			timeout = 0
+		}
 		if timeout != 0 {
 			l.sleeping.Store(true)
 			l.mu.Lock()
@@ -550,6 +553,46 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 	if err := l.drv.close(); err != nil {
 		l.p.logError(l, err)
 	}
+}
+
+// spinWait polls for a completion or a queued task for up to Options.Spin
+// (never past timeout, when that is positive) before the loop sleeps, and
+// reports whether it found one. A completion found by polling costs no
+// sleep, wake-up or context switch, and while the loop is not sleeping no
+// submitter has to wake it. A loop parked in the netpoller (WaitNetpoll)
+// yields between looks, so the goroutines its completions woke can run
+// (and submit again) on the same P; a WaitEnter loop's locked thread does
+// not, since handing its P to another goroutine costs a thread switch.
+func (l *Loop) spinWait(timeout time.Duration) bool {
+	spin := l.p.opts.Spin
+	if timeout > 0 {
+		spin = min(spin, timeout)
+	}
+	yield := l.p.opts.Wait == WaitNetpoll
+	start := time.Now()
+	for i := 1; ; i++ {
+		if l.drv.poll() || l.queued() {
+			l.m.SpinHits++
+			return true
+		}
+		if yield {
+			runtime.Gosched()
+		}
+		// A look is a few ns; reading the clock every 64 keeps the
+		// spin's length honest at a fraction of that.
+		if (yield || i%64 == 0) && time.Since(start) >= spin {
+			l.m.SpinMisses++
+			return false
+		}
+	}
+}
+
+// queued reports whether tasks wait in the submission queue.
+func (l *Loop) queued() bool {
+	l.mu.Lock()
+	n := len(l.tasks)
+	l.mu.Unlock()
+	return n > 0
 }
 
 func (l *Loop) runTasks() {

@@ -8,14 +8,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestSpin: with Options.Spin a WaitEnter io_uring loop takes a completion
-// that arrives while it polls without sleeping (SpinHits), and a loop with
+// TestSpin: with Options.Spin an io_uring loop takes a completion that
+// arrives while it polls without sleeping (SpinHits), and a loop with
 // nothing to do still goes to sleep once Spin has passed: it must not burn
-// a CPU while idle. Other drivers and wait modes ignore Spin.
+// a CPU while idle. The epoll driver ignores Spin.
 func TestSpin(t *testing.T) {
 	const spin = 100 * time.Millisecond
 	eachDriverOpts(t, Options{Spin: spin}, func(t *testing.T, p *Proactor) {
-		polls := p.Backend() == Uring && p.opts.Wait == WaitEnter
+		polls := p.Backend() == Uring
 		l := p.Loop(0)
 		a, b := socketpair(t)
 		go func() {
