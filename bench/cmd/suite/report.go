@@ -52,7 +52,7 @@ var specs = []groupSpec{
 		intro:  "go test -bench in proactor/, pinned to CPU 1. Ratios are ns/op against the raw ring at batch 32 (goal for NopCallback <= 1.5) and against a goroutine wake-up (goal for NopBlocking <= 2). Submitters: goal >= 16 sqes/enter."},
 	{name: "echo", title: "Echo, 64-byte messages (issue 5)", keyCol: "conns", main: "msgs/s",
 		extras: []string{"p50 µs", "p99 µs", "CPU µs/msg"}, chart: "echo.png",
-		intro: "Servers on CPU 1, the single-threaded C epoll client bench/c/echo_client on CPU 0. CPU µs/msg is the server's user+system time over the measured window divided by the messages echoed in it. Ratios: ringo msgs/s / peer msgs/s (> 1: ringo faster)."},
+		intro: "Servers on CPU 1, the single-threaded C epoll client bench/c/echo_client on CPU 0. CPU µs/msg is the server's user+system time over the measured window divided by the messages echoed in it. The ringo servers run with examples/echo's default -spin 50us: an io_uring loop polls 50 µs for more work before it sleeps, which at 1 connection keeps its CPU busy between messages (see Polling before sleeping, above). Ratios: ringo msgs/s / peer msgs/s (> 1: ringo faster)."},
 	{name: "idle", title: "Idle connections: memory (issue 5)", keyCol: "connections", main: "KiB/conn", lowerBetter: true,
 		extras: []string{"RSS MiB"},
 		intro:  "Each echo server on CPU 1 as in the echo table; the suite opens the connections, echoes one byte on each, waits a second and reads the server's VmRSS. KiB/conn is the RSS growth over the connection count. Goal for the callback API: under 4 KiB per connection. Ratios: ringo KiB/conn / peer KiB/conn (< 1: ringo smaller)."},
