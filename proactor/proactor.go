@@ -101,11 +101,23 @@ func New(opts Options) (*Proactor, error) {
 	return p, nil
 }
 
+// testHookDriver, set only by tests, wraps each new loop's driver: the way
+// to inject refusals (a full SQ) that the kernel cannot be made to give on
+// demand.
+var testHookDriver func(driver) driver
+
 func (p *Proactor) newDriver(l *Loop) (driver, error) {
+	var d driver
+	var err error
 	if p.backend == Uring {
-		return newUringDriver(l, p.opts, p.sel)
+		d, err = newUringDriver(l, p.opts, p.sel)
+	} else {
+		d, err = newEpollDriver(l, p.opts)
 	}
-	return newEpollDriver(l, p.opts)
+	if err == nil && testHookDriver != nil {
+		d = testHookDriver(d)
+	}
+	return d, err
 }
 
 // Backend returns the backend in use: Uring or Epoll.
