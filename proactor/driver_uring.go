@@ -353,12 +353,14 @@ func (d *uringDriver) callerWait() error {
 // poll submits and reports whether the CQ holds completions. Looking
 // costs no syscall unless the kernel flags task work in the SQ (TASKRUN_FLAG
 // rings, which run it only when the thread enters): Submit then enters to
-// run it. A submission error says true, for wait to report.
+// run it. A submission error says true, for wait to report. The fallback
+// reactor is armed first, so that its readiness shows as a CQE too.
 func (d *uringDriver) poll() bool {
+	d.armInternal()
 	if _, err := d.r.Submit(); err != nil {
 		return true
 	}
-	return d.r.CQReady() > 0
+	return d.r.CQReady() > 0 || (d.reactor != nil && d.reactor.Pending())
 }
 
 func (d *uringDriver) canPoll() bool { return true }

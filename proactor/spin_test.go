@@ -13,8 +13,20 @@ import (
 // nothing to do still goes to sleep once Spin has passed: it must not burn
 // a CPU while idle. The epoll driver ignores Spin.
 func TestSpin(t *testing.T) {
+	testSpin(t, Options{})
+}
+
+// TestSpinFallback is TestSpin where io_uring has no RECV (5.5): the
+// receive runs on the io_uring loop's fallback reactor, whose readiness
+// must end a poll as well.
+func TestSpinFallback(t *testing.T) {
+	testSpin(t, Options{Kernel: "5.5"})
+}
+
+func testSpin(t *testing.T, extra Options) {
 	const spin = 100 * time.Millisecond
-	eachDriverOpts(t, Options{Spin: spin}, func(t *testing.T, p *Proactor) {
+	extra.Spin = spin
+	eachDriverOpts(t, extra, func(t *testing.T, p *Proactor) {
 		polls := p.Backend() == Uring
 		l := p.Loop(0)
 		a, b := socketpair(t)
@@ -31,6 +43,9 @@ func TestSpin(t *testing.T) {
 		if !polls {
 			require.Zero(t, m.SpinHits+m.SpinMisses, "Spin used by a driver that should ignore it")
 			return
+		}
+		if extra.Kernel == "5.5" {
+			require.NotZero(t, m.Fallbacks, "the receive did not run on the fallback reactor")
 		}
 		require.NotZero(t, m.SpinHits, "the receive's completion did not end a poll")
 
