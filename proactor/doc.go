@@ -46,9 +46,9 @@
 // io_uring_enter, which measured 7-10x slower for request/response work
 // between goroutines here, because the blocked thread keeps its P until
 // sysmon retakes it; it suits servers whose work all runs on the loops.
-// In either mode an io_uring loop can first poll its CQ and task queue for
-// a while (Options.Spin), which saves the sleep and the wake-up of work
-// that comes soon, at the price of CPU.
+// In either mode a loop can first poll for completions and tasks for a
+// while (Options.Spin), which saves the sleep and the wake-up of work that
+// comes soon, at the price of CPU.
 //
 // # Setup flags
 //

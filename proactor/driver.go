@@ -64,15 +64,10 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 //
 // poll()
 //
-//	Flushes what submit queued and reports, without blocking, whether a
-//	wait would find completions at once. Only called when canPoll: the
-//	Loop polls before it sleeps (Options.Spin).
-//
-// canPoll()
-//
-//	Reports whether poll is cheap enough to spin on: true for io_uring,
-//	whose CQ is shared memory; false for epoll, where every look is a
-//	syscall.
+//	Flushes what submit queued and reports, without blocking and without
+//	consuming anything, whether a wait would find completions at once.
+//	The Loop calls it in a loop before it sleeps (Options.Spin): io_uring
+//	looks at its CQ in shared memory, epoll needs a poll(2) per look.
 //
 // callerWait()
 //
@@ -114,7 +109,6 @@ type driver interface {
 	cancelFd(fd int) bool
 	wait(timeout time.Duration) error
 	poll() bool
-	canPoll() bool
 	callerWait() error
 	wakeBy(t time.Time)
 	wake()

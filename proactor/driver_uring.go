@@ -363,8 +363,6 @@ func (d *uringDriver) poll() bool {
 	return d.r.CQReady() > 0 || (d.reactor != nil && d.reactor.Pending())
 }
 
-func (d *uringDriver) canPoll() bool { return true }
-
 func (d *uringDriver) wakeBy(t time.Time) { d.efile.SetReadDeadline(t) }
 
 // netpollWait submits, then parks the goroutine in Go's netpoller until the

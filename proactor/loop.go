@@ -529,7 +529,7 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		if len(l.backlog) > 0 {
 			timeout = 0
 		}
-		if timeout != 0 && l.p.opts.Spin > 0 && l.drv.canPoll() && l.spinWait(timeout) {
+		if timeout != 0 && l.p.opts.Spin > 0 && l.spinWait(timeout) {
 			timeout = 0
 		}
 		if timeout != 0 {
@@ -571,8 +571,11 @@ func (l *Loop) spinWait(timeout time.Duration) bool {
 	yield := l.p.opts.Wait == WaitNetpoll
 	start := time.Now()
 	for i := 1; ; i++ {
-		if l.drv.poll() || l.queued() {
+		if l.drv.poll() {
 			l.m.SpinHits++
+			return true
+		}
+		if l.queued() {
 			return true
 		}
 		if yield {

@@ -19,7 +19,7 @@ type Metrics struct {
 	Panics       uint64      // handler panics recovered
 	Rearms       uint64      // -EAGAIN completions re-run on readiness
 	BufferStalls uint64      // buffered receives paused for lack of buffers
-	SpinHits     uint64      // waits a completion ended while the loop polled (Options.Spin)
+	SpinHits     uint64      // polls a completion ended, saving a sleep (Options.Spin)
 	SpinMisses   uint64      // polls that found nothing within Spin; the loop then slept
 	Inflight     int         // ops between submission and final completion
 	Timers       int         // pending timers

@@ -27,17 +27,17 @@ type Options struct {
 	Kernel string
 	// Wait selects how an idle io_uring loop waits (see WaitMode).
 	Wait WaitMode
-	// Spin, on io_uring loops, is how long a loop that ran out of work
-	// polls its completion queue and its task queue before it sleeps
-	// (default 0: sleep at once). Polling the CQ costs no syscall, and a
-	// completion or submission found by polling skips the sleep, the
-	// wake-up and the context switch back: a 1-connection echo on the
-	// callback API went from 26k to 37k msgs/s here with 50µs
-	// (docs/BENCHMARKS.md). The price is CPU: while work keeps coming less
-	// than Spin apart the loop never sleeps, and a loop that goes idle
-	// burns Spin once. A WaitEnter loop holds its P while it polls, so
-	// keep it short; a WaitNetpoll loop yields between looks. The epoll
-	// driver ignores it (every look at epoll is a syscall).
+	// Spin is how long a loop that ran out of work polls for completions
+	// and queued tasks before it sleeps (default 0: sleep at once). Work
+	// found by polling skips the sleep, the wake-up and the context
+	// switch back: a 1-connection echo on the callback API went from 26k
+	// to 37k msgs/s here with 50µs on io_uring, and from 28k to 35k on
+	// epoll (docs/BENCHMARKS.md). io_uring looks at its CQ in shared
+	// memory; epoll needs a poll(2) of its epoll fd per look. The price is
+	// CPU: while work keeps coming less than Spin apart the loop never
+	// sleeps, and a loop that goes idle burns Spin once. A WaitEnter loop
+	// holds its P while it polls, so keep it short; a WaitNetpoll loop
+	// yields between looks.
 	Spin time.Duration
 	// Workers bounds the epoll driver's pool for file ops (default 4).
 	Workers int

@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	backend := fs.String("backend", "auto", "proactor backend: `auto` (io_uring where usable, else epoll), uring or epoll")
 	loops := fs.Int("loops", 0, "proactor loops; 0 means one per CPU (GOMAXPROCS)")
 	wait := fs.String("wait", "auto", "how an idle loop waits: netpoll (parked in Go's netpoller), enter (a locked thread blocked in io_uring_enter or epoll_wait) or `auto`: enter for -api callback, where only loop goroutines use the loops, netpoll for -api conn, whose goroutines need them woken quickly")
-	spin := fs.Duration("spin", 50*time.Microsecond, "on io_uring, how long a loop that ran out of work polls for completions and submissions before it sleeps: lower latency for few busy connections, paid in CPU (0: sleep at once)")
+	spin := fs.Duration("spin", 50*time.Microsecond, "how long a loop that ran out of work polls for completions and submissions before it sleeps: lower latency for few busy connections, paid in CPU (0: sleep at once)")
 	addr := fs.String("addr", "127.0.0.1:7000", "TCP `host:port` to listen on")
 	metrics := fs.String("metrics", "", "if set, serve expvar /debug/vars on this `host:port` (goroutines and server counters)")
 	fs.Usage = func() {

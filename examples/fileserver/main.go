@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	backend := fl.String("backend", "auto", "`driver`: auto (io_uring where usable, else epoll), uring or epoll")
 	loops := fl.Int("loops", 0, "proactor loops (shards); 0 means one per CPU (GOMAXPROCS)")
 	wait := fl.String("wait", "auto", "how an idle loop waits: netpoll (parked in Go's netpoller), enter (its locked thread blocked in io_uring_enter or epoll_wait) or `auto`: enter for -api callback, whose work all runs on the loops, netpoll for -api conn, whose goroutines need the loops to wake them quickly")
-	spin := fl.Duration("spin", 0, "on io_uring, how long a loop that ran out of work polls for completions and submissions before it sleeps: lower latency, paid in CPU (0: sleep at once)")
+	spin := fl.Duration("spin", 0, "how long a loop that ran out of work polls for completions and submissions before it sleeps: lower latency, paid in CPU (0: sleep at once)")
 	fl.StringVar(&cfg.logPath, "log", "", "access log in common log format to this `file` (\"-\" for stdout); off when empty")
 	metrics := fl.String("metrics", "", "serve expvar counters (ringo's proactor, the server's, goroutines) at http://`addr`/debug/vars; off when empty")
 	fl.BoolVar(&cfg.listing, "listing", false, "list a directory that has no index.html (names escaped); otherwise 403")
