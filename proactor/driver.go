@@ -65,7 +65,8 @@ var errNoLinkTimeout = errors.New("proactor: driver cannot link a timeout")
 // poll()
 //
 //	Flushes what submit queued and reports, without blocking and without
-//	consuming anything, whether a wait would find completions at once.
+//	consuming anything, whether a wait would return at once: completions,
+//	a wake, or an error for wait to report.
 //	The Loop calls it in a loop before it sleeps (Options.Spin): io_uring
 //	looks at its CQ in shared memory, epoll needs a poll(2) per look.
 //

@@ -58,8 +58,10 @@ type Loop struct {
 	// flushOwned: a caller put SQEs in the ring and will enter for them;
 	// joined counts the callers that added theirs meanwhile; crowd says
 	// the last such yield gathered some; probe counts callerTurns
-	// (callerTurn).
-	flushOwned bool
+	// (callerTurn). flushOwned is written only by the turn's holder, but
+	// the owner reads it without the turn while it waits to get it back
+	// (the loop goroutine clears it when it takes the turn over).
+	flushOwned atomic.Bool
 	joined     int
 	crowd      bool
 	probe      uint32
@@ -389,7 +391,8 @@ func (l *Loop) callerTurn(t task) (started bool) {
 				l.slab.release(uint32(l.starting), sl)
 			}
 			l.starting, l.callerW = 0, nil
-			l.inCaller, l.flushOwned = false, false
+			l.inCaller = false
+			l.flushOwned.Store(false)
 			l.turn.Unlock()
 			l.drv.wake()
 		}
@@ -406,7 +409,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 	l.callerW = t.w
 	l.callerRun(t, false)
 	l.callerW = nil
-	if l.flushOwned {
+	if l.flushOwned.Load() {
 		l.joined++
 		held = false
 		l.turn.Unlock()
@@ -414,19 +417,29 @@ func (l *Loop) callerTurn(t task) (started bool) {
 	}
 	l.probe++
 	if l.crowd || l.lastBatch > 1 || l.probe%64 == 0 {
-		l.flushOwned, l.joined = true, 0
+		l.flushOwned.Store(true)
+		l.joined = 0
 		held = false
 		l.turn.Unlock()
 		runtime.Gosched()
-		l.turn.Lock()
+		// Take the turn back, unless the loop goroutine took it over
+		// meanwhile: its enter takes this op, and it may keep the turn
+		// for long (running, or polling with Options.Spin), so waiting
+		// on the mutex could leave this caller stuck while traffic lasts.
+		for !l.turn.TryLock() {
+			if !l.flushOwned.Load() {
+				return true
+			}
+			runtime.Gosched()
+		}
 		held = true
 		l.crowd = l.joined > 0
-		if !l.flushOwned {
+		if !l.flushOwned.Load() {
 			held = false
 			l.turn.Unlock()
 			return true // the loop goroutine entered for us
 		}
-		l.flushOwned = false
+		l.flushOwned.Store(false)
 	}
 	l.lastBatch = 0 // what it woke has had its turn
 	l.callerW = t.w
@@ -478,7 +491,7 @@ func (l *Loop) releaseTurn() {
 // SQEs callers left in the ring go in with the loop's next enter.
 func (l *Loop) acquireTurn() bool {
 	l.turn.Lock()
-	l.flushOwned = false
+	l.flushOwned.Store(false)
 	if len(l.deferred) == 0 {
 		return false
 	}
@@ -529,8 +542,13 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		if len(l.backlog) > 0 {
 			timeout = 0
 		}
-		if timeout != 0 && l.p.opts.Spin > 0 && l.spinWait(timeout) {
-			timeout = 0
+		if timeout != 0 && l.p.opts.Spin > 0 {
+			if l.spinWait(timeout) {
+				timeout = 0
+			} else if len(l.timers) > 0 {
+				// The spin used up part of the wait.
+				timeout = l.timers.next(l.now())
+			}
 		}
 		if timeout != 0 {
 			l.sleeping.Store(true)

@@ -37,7 +37,8 @@ type Options struct {
 	// CPU: while work keeps coming less than Spin apart the loop never
 	// sleeps, and a loop that goes idle burns Spin once. A WaitEnter loop
 	// holds its P while it polls, so keep it short; a WaitNetpoll loop
-	// yields between looks.
+	// yields between looks, and while it polls a Do queues its op for it
+	// instead of running a caller turn.
 	Spin time.Duration
 	// Workers bounds the epoll driver's pool for file ops (default 4).
 	Workers int
