@@ -67,6 +67,22 @@ func (fd *netFD) incref() error {
 	return nil
 }
 
+// enter is incref for a call that makes its syscall at once on its own
+// goroutine instead of parking an op: it also fails with
+// os.ErrDeadlineExceeded if d's deadline has passed. decref ends it.
+func (fd *netFD) enter(d *deadline) error {
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	if fd.closing {
+		return net.ErrClosed
+	}
+	if !d.t.IsZero() && !time.Now().Before(d.t) {
+		return os.ErrDeadlineExceeded
+	}
+	fd.refs++
+	return nil
+}
+
 func (fd *netFD) decref() {
 	fd.mu.Lock()
 	fd.decrefLocked()
