@@ -73,6 +73,10 @@ func (fd *netFD) incref() error {
 func (fd *netFD) enter(d *deadline) error {
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
+	return fd.enterLocked(d)
+}
+
+func (fd *netFD) enterLocked(d *deadline) error {
 	if fd.closing {
 		return net.ErrClosed
 	}
@@ -97,19 +101,14 @@ func (fd *netFD) decrefLocked() {
 	}
 }
 
-// begin is incref for a call about to park an op in direction d: it also
-// fails with os.ErrDeadlineExceeded if d's deadline has passed, and returns
-// what to hand to do.
+// begin is enter for a call about to park an op in direction d: it also
+// counts the call as parked there and returns what to hand to do.
 func (fd *netFD) begin(d *deadline) (time.Time, <-chan struct{}, error) {
 	fd.mu.Lock()
 	defer fd.mu.Unlock()
-	if fd.closing {
-		return time.Time{}, nil, net.ErrClosed
+	if err := fd.enterLocked(d); err != nil {
+		return time.Time{}, nil, err
 	}
-	if !d.t.IsZero() && !time.Now().Before(d.t) {
-		return time.Time{}, nil, os.ErrDeadlineExceeded
-	}
-	fd.refs++
 	d.waiters++
 	return d.t, d.cancel, nil
 }

@@ -588,7 +588,7 @@ func (l *Loop) spinWait(timeout time.Duration) bool {
 	}
 	yield := l.p.opts.Wait == WaitNetpoll
 	start := time.Now()
-	for i := 1; ; i++ {
+	for {
 		if l.drv.poll() {
 			l.m.SpinHits++
 			return true
@@ -599,9 +599,7 @@ func (l *Loop) spinWait(timeout time.Duration) bool {
 		if yield {
 			runtime.Gosched()
 		}
-		// A look is a few ns; reading the clock every 64 keeps the
-		// spin's length honest at a fraction of that.
-		if (yield || i%64 == 0) && time.Since(start) >= spin {
+		if time.Since(start) >= spin {
 			l.m.SpinMisses++
 			return false
 		}
