@@ -174,9 +174,11 @@ func (d *uringDriver) submit(ud uint64, op Op, code ring.Op, ts *ring.Timespec) 
 			}
 		}
 	}
-	s := d.sqe()
+	s := d.r.GetSQE()
 	if s == nil {
-		return errBusy
+		if s = d.sqe(); s == nil {
+			return errBusy
+		}
 	}
 	op.Prep(s)
 	s.UserData = ud
@@ -411,19 +413,47 @@ func (d *uringDriver) reap() {
 		if n == 0 {
 			return
 		}
-		for i := range d.cqes[:n] {
-			c := &d.cqes[i]
-			if c.UserData&udInternal != 0 {
-				d.internal(c)
-				continue
-			}
-			if len(d.rearmed) > 0 && c.Flags&ring.CQEFMore == 0 {
-				delete(d.rearmed, c.UserData)
-			}
-			d.l.deliver(c.UserData, c.Res, c.Flags)
+		for i := 0; i < n; {
+			i = d.dispatch(d.cqes[:n], i)
 		}
 		d.r.Advance(n)
 	}
+}
+
+// dispatch delivers cqes from i on and returns len(cqes), or the index
+// after the CQE whose handler panicked. It recovers handler panics for the
+// whole batch, so that callHandler need not defer a recover per CQE (a
+// tenth of the engine's own cost per NOP): l.guarded tells it an enclosing
+// frame recovers. The handler must be the last thing each delivery does,
+// as a panic skips whatever follows it up to here.
+func (d *uringDriver) dispatch(cqes []ring.CQE, i int) (next int) {
+	l := d.l
+	defer func() {
+		if v := recover(); v != nil {
+			l.guarded = false
+			l.m.Panics++
+			l.p.reportPanic(l, v)
+			next = i + 1
+		}
+	}()
+	l.guarded = true
+	for ; i < len(cqes); i++ {
+		c := &cqes[i]
+		if c.UserData&udInternal != 0 {
+			// The fallback reactor's completions come through its Poll,
+			// which must not be unwound by a handler's panic.
+			l.guarded = false
+			d.internal(c)
+			l.guarded = true
+			continue
+		}
+		if len(d.rearmed) > 0 && c.Flags&ring.CQEFMore == 0 {
+			delete(d.rearmed, c.UserData)
+		}
+		l.deliver(c.UserData, c.Res, c.Flags)
+	}
+	l.guarded = false
+	return i
 }
 
 func (d *uringDriver) internal(c *ring.CQE) {

@@ -40,9 +40,11 @@ type Loop struct {
 	epoch    time.Time // immutable: any goroutine may read the loop's clock
 	m        Metrics
 	closing  bool
-	bufs     *Buffers // receive buffers, set up on first use
-	turnEnd  []func() // AtTurnEnd functions for this turn
-	turnRun  []func() // the slice being run, kept for its array
+	// guarded: a frame below recovers handler panics (callHandler).
+	guarded bool
+	bufs    *Buffers // receive buffers, set up on first use
+	turnEnd []func() // AtTurnEnd functions for this turn
+	turnRun []func() // the slice being run, kept for its array
 	// Registered buffers and files (fixed.go).
 	fixed fixedState
 
@@ -281,7 +283,7 @@ func (l *Loop) SubmitInLoop(op Op, h Handler) (uint64, error) {
 	if l.closing {
 		return 0, ErrClosed
 	}
-	return l.start(task{op: op, h: h}), nil
+	return l.startOp(op, h, nil, 0), nil
 }
 
 // CancelInLoop cancels the op with id: it completes with -ECANCELED, or
@@ -655,32 +657,49 @@ func (l *Loop) runTasks() {
 }
 
 // start gives a task's op a slot and hands it to the driver.
-func (l *Loop) start(t task) uint64 {
+func (l *Loop) start(t task) uint64 { return l.startOp(t.op, t.h, t.w, t.timeout) }
+
+// startOp is start with the task's fields as arguments, which spares
+// SubmitInLoop a task on the stack. The common case (no deadline, the
+// driver takes the op) stays in this small frame; the rest is in
+// startTimed and startFailed.
+func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint64 {
 	idx, sl := l.slab.alloc()
-	sl.op, sl.h, sl.w = t.op, t.h, t.w
-	sl.code = t.op.Opcode()
+	sl.op, sl.h, sl.w = op, h, w
+	sl.code = op.Opcode()
 	ud := makeUD(idx, sl.gen)
-	if t.w != nil {
-		t.w.ud = ud
+	if w != nil {
+		w.ud = ud
 	}
+	if _, ok := op.(*Timeout); ok || timeout > 0 {
+		return l.startTimed(&task{op: op, h: h, w: w, timeout: timeout}, ud, idx, sl)
+	}
+	l.starting = ud
+	err := l.drv.submit(ud, op, sl.code, nil)
+	l.starting = 0
+	if err != nil {
+		return l.startFailed(&task{op: op, h: h, w: w}, ud, idx, sl, err)
+	}
+	l.m.Submitted[sl.code]++
+	return ud
+}
+
+// startTimed is start for a Timeout op (a loop timer) or an op with a
+// deadline (a LINK_TIMEOUT, or a loop timer where none can be linked).
+func (l *Loop) startTimed(t *task, ud uint64, idx uint32, sl *slot) uint64 {
 	if to, ok := t.op.(*Timeout); ok {
 		sl.loopTimeout = true
 		sl.timer = l.newTimer(to.D, func() { l.complete(ud, -int32(unix.ETIME), 0) })
 		l.m.Submitted[ring.OpTimeout]++
 		return ud
 	}
-	var ts *ring.Timespec
-	if t.timeout > 0 {
-		sl.ts = ring.Timespec{Sec: int64(t.timeout / time.Second), Nsec: int64(t.timeout % time.Second)}
-		ts = &sl.ts
-		sl.deadline = l.now() + t.timeout
-	}
+	sl.ts = ring.Timespec{Sec: int64(t.timeout / time.Second), Nsec: int64(t.timeout % time.Second)}
+	sl.deadline = l.now() + t.timeout
 	l.starting = ud
-	err := l.drv.submit(ud, t.op, sl.code, ts)
+	err := l.drv.submit(ud, t.op, sl.code, &sl.ts)
 	l.starting = 0
 	if err == nil {
-		// The common path, first: the op is in.
-		sl.linked = ts != nil
+		sl.linked = true
 		l.m.Submitted[sl.code]++
 		return ud
 	}
@@ -690,23 +709,28 @@ func (l *Loop) start(t task) uint64 {
 		err = l.drv.submit(ud, t.op, sl.code, nil)
 		if err == nil {
 			sl.timer = l.deadlineTimer(ud, t.timeout)
+			l.m.Submitted[sl.code]++
+			return ud
 		}
 	}
+	return l.startFailed(t, ud, idx, sl, err)
+}
+
+// startFailed handles a submission the driver refused with err: a full SQ
+// puts the task in the backlog for the next turn; anything else completes
+// the op with the error, as the kernel would have.
+func (l *Loop) startFailed(t *task, ud uint64, idx uint32, sl *slot, err error) uint64 {
 	if errors.Is(err, errBusy) {
 		l.m.SQFull++
 		l.slab.release(idx, sl)
 		if t.w != nil {
 			t.w.ud = 0
 		}
-		l.backlog = append(l.backlog, t)
+		l.backlog = append(l.backlog, *t)
 		return 0
 	}
 	l.m.Submitted[sl.code]++
-	if err != nil {
-		// The op cannot run at all here; report it like the kernel
-		// would, as a completion.
-		l.complete(ud, errnoRes(err), 0)
-	}
+	l.complete(ud, errnoRes(err), 0)
 	return ud
 }
 
@@ -782,8 +806,35 @@ func (l *Loop) runTimers() {
 	}
 }
 
-// deliver receives every CQE (or emulated one) from the driver.
+// deliver receives every CQE (or emulated one) from the driver. The
+// common case, the one completion of a plain op, goes straight to
+// completeSlot; everything else takes deliverSlow.
 func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
+	if l.inCaller || ud&udLinkTimeout != 0 || res == -int32(unix.EAGAIN) {
+		l.deliverSlow(ud, res, flags)
+		return
+	}
+	sl := l.slab.lookup(ud)
+	if sl == nil {
+		l.deliverSlow(ud, res, flags)
+		return
+	}
+	if _, ok := sl.op.(*RecvBuffers); ok {
+		l.deliverSlow(ud, res, flags)
+		return
+	}
+	l.delivered++
+	if l.sleeping.Load() {
+		// Awake and about to run tasks again: a Post from this
+		// completion's handler needs no wake-up.
+		l.sleeping.Store(false)
+	}
+	l.completeSlot(ud, sl, res, flags)
+}
+
+// deliverSlow is deliver for a caller's turn, a LINK_TIMEOUT's CQE, an
+// -EAGAIN to re-arm, a stale CQE and buffered receives.
+func (l *Loop) deliverSlow(ud uint64, res int32, flags uint32) {
 	if l.inCaller {
 		// A DoUntil caller's turn: the loop goroutine is still parked, so
 		// sleeping stays set, and only waiters are served here.
@@ -858,7 +909,7 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		if rb.again(res, flags) {
 			// Multishot emulated: deliver as the kernel would have, then
 			// arm the receive again under the same ud.
-			l.callHandler(sl.h, res, flags|ring.CQEFMore)
+			l.callHandlerSafe(sl.h, res, flags|ring.CQEFMore) // the re-arm below must run
 			if s := l.slab.lookup(ud); s != nil {
 				if err := l.drv.submit(ud, s.op, s.code, nil); err != nil {
 					l.complete(ud, errnoRes(err), 0)
@@ -902,6 +953,16 @@ func (l *Loop) complete(ud uint64, res int32, flags uint32) {
 // completeSlot is complete for the slot sl that ud names.
 func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	final := flags&ring.CQEFMore == 0
+	if final && sl.w == nil && !sl.linked && !sl.timedOut && sl.timer == nil {
+		// The common case: a handler's op ends.
+		h, code := sl.h, sl.code
+		l.slab.release(uint32(ud), sl)
+		l.m.Completed[code]++
+		if h != nil {
+			l.callHandler(h, res, flags)
+		}
+		return
+	}
 	if final && sl.linked {
 		// Wait for the LINK_TIMEOUT's own CQE, which says whether the
 		// deadline is why the op ended.
@@ -954,7 +1015,23 @@ func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 }
 
 // callHandler runs a handler; a panic is reported and the loop goes on.
+// Under a frame that recovers for it (l.guarded, set by the io_uring
+// driver's dispatch) it only calls h; guarded is cleared meanwhile, so
+// that whatever h runs in turn (a SubmitInLoop whose op fails at once)
+// recovers its own panics.
 func (l *Loop) callHandler(h Handler, res int32, flags uint32) {
+	if l.guarded {
+		l.guarded = false
+		h(res, flags)
+		l.guarded = true
+		return
+	}
+	l.callHandlerSafe(h, res, flags)
+}
+
+// callHandlerSafe is callHandler with its own recover, for callers that
+// have work left after the handler returns.
+func (l *Loop) callHandlerSafe(h Handler, res int32, flags uint32) {
 	defer l.recoverPanic()
 	h(res, flags)
 }

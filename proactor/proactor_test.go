@@ -521,6 +521,43 @@ func TestHandlerPanic(t *testing.T) {
 	})
 }
 
+// TestHandlerPanicMidBatch: on io_uring the handlers of one reaped batch
+// share one recover (uringDriver.dispatch); a panic in one of them must
+// not cost the others their completions.
+func TestHandlerPanicMidBatch(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		panics := make(chan any, 8)
+		p.opts.OnPanic = func(_ int, v any) { panics <- v }
+		l := p.Loop(0)
+		const n = 8
+		var ran atomic.Int32
+		all := make(chan struct{})
+		require.NoError(t, l.Post(func() {
+			for i := range n {
+				_, err := l.SubmitInLoop(Nop{}, func(int32, uint32) {
+					if ran.Add(1) == n {
+						close(all)
+					}
+					if i == 3 {
+						panic("boom")
+					}
+				})
+				require.NoError(t, err)
+			}
+		}))
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d handlers ran", ran.Load(), n)
+		}
+		require.Equal(t, "boom", <-panics)
+		// The loop goes on, and only the one panic was reported.
+		require.EqualValues(t, 0, do(t, l, Nop{}))
+		require.Empty(t, panics)
+		require.EqualValues(t, 1, p.Metrics()[0].Panics)
+	})
+}
+
 func TestConcurrentSubmitters(t *testing.T) {
 	eachDriver(t, func(t *testing.T, p *Proactor) {
 		l := p.Loop(0)
