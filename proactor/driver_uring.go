@@ -38,7 +38,6 @@ type uringDriver struct {
 	multishotAccept bool
 	linkTO          bool // IORING_OP_LINK_TIMEOUT (5.5)
 	mode            WaitMode
-	cqes            []ring.CQE
 
 	// Wake-ups: an eventfd. WaitEnter keeps a READ of it armed in the
 	// ring; WaitNetpoll registers it with the ring and parks on it.
@@ -82,7 +81,7 @@ func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := &uringDriver{r: r, l: l, mode: opts.Wait, cqes: make([]ring.CQE, 256), wakeBuf: new([8]byte)}
+	d := &uringDriver{r: r, l: l, mode: opts.Wait, wakeBuf: new([8]byte)}
 	probe, err := r.Probe()
 	if err != nil && !errors.Is(err, ring.ErrNoProbe) {
 		r.Close()
@@ -407,16 +406,18 @@ func (d *uringDriver) netpollWait(timeout time.Duration) error {
 	return err
 }
 
+// reap delivers every ready CQE, read in place in the CQ. Internal ones
+// (bit 63, including the ring's own wait TIMEOUT's) go to internal.
 func (d *uringDriver) reap() {
 	for {
-		n := d.r.Peek(d.cqes)
-		if n == 0 {
+		cqes := d.r.ReadyCQEs()
+		if len(cqes) == 0 {
 			return
 		}
-		for i := 0; i < n; {
-			i = d.dispatch(d.cqes[:n], i)
+		for i := 0; i < len(cqes); {
+			i = d.dispatch(cqes, i)
 		}
-		d.r.Advance(n)
+		d.r.Advance(len(cqes))
 	}
 }
 

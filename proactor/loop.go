@@ -675,7 +675,12 @@ func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint6
 		return l.startTimed(&task{op: op, h: h, w: w, timeout: timeout}, ud, idx, sl)
 	}
 	l.starting = ud
-	err := l.drv.submit(ud, op, sl.code, nil)
+	var err error
+	if d, ok := l.drv.(*uringDriver); ok {
+		err = d.submit(ud, op, sl.code, nil) // a direct call, on the hot path
+	} else {
+		err = l.drv.submit(ud, op, sl.code, nil)
+	}
 	l.starting = 0
 	if err != nil {
 		return l.startFailed(&task{op: op, h: h, w: w}, ud, idx, sl, err)
@@ -1020,13 +1025,13 @@ func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 // that whatever h runs in turn (a SubmitInLoop whose op fails at once)
 // recovers its own panics.
 func (l *Loop) callHandler(h Handler, res int32, flags uint32) {
-	if l.guarded {
-		l.guarded = false
-		h(res, flags)
-		l.guarded = true
+	if !l.guarded {
+		l.callHandlerSafe(h, res, flags)
 		return
 	}
-	l.callHandlerSafe(h, res, flags)
+	l.guarded = false
+	h(res, flags)
+	l.guarded = true
 }
 
 // callHandlerSafe is callHandler with its own recover, for callers that

@@ -71,15 +71,10 @@ type slab struct {
 
 const slabChunk = 256
 
+// alloc is small enough to be inlined into start; grow is not.
 func (s *slab) alloc() (uint32, *slot) {
 	if len(s.free) == 0 {
-		base := uint32(len(s.chunks) * slabChunk)
-		chunk := new([slabChunk]slot)
-		for i := slabChunk - 1; i >= 0; i-- {
-			chunk[i].gen = 1 // user data 0 never names an op
-			s.free = append(s.free, base+uint32(i))
-		}
-		s.chunks = append(s.chunks, chunk)
+		s.grow()
 	}
 	idx := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
@@ -87,6 +82,16 @@ func (s *slab) alloc() (uint32, *slot) {
 	sl.busy = true
 	s.inUse++
 	return idx, sl
+}
+
+func (s *slab) grow() {
+	base := uint32(len(s.chunks) * slabChunk)
+	chunk := new([slabChunk]slot)
+	for i := slabChunk - 1; i >= 0; i-- {
+		chunk[i].gen = 1 // user data 0 never names an op
+		s.free = append(s.free, base+uint32(i))
+	}
+	s.chunks = append(s.chunks, chunk)
 }
 
 func (s *slab) at(idx uint32) *slot {

@@ -237,6 +237,25 @@ func (r *Ring) Peek(cqes []CQE) int {
 	return n
 }
 
+// ReadyCQEs returns the ready CQEs in place, without copying them: the run
+// from the CQ head to the tail or to the end of the ring's array, whichever
+// comes first (after a wrap, the rest comes on the next call, once Advance
+// has passed this run). They stay valid until Advance. Unlike Peek it does
+// not hide the CQEs of SubmitAndWaitTimeout's own TIMEOUT (kernels before
+// 5.11): their user data is UserDataTimeout, which the caller must skip.
+// A CQE32 ring has no []CQE view; it gets nil and uses PeekCQE32.
+func (r *Ring) ReadyCQEs() []CQE {
+	cq := &r.cq
+	head := atomic.LoadUint32(cq.khead)
+	n := atomic.LoadUint32(cq.ktail) - head
+	if n == 0 || cq.shift != 0 {
+		return nil
+	}
+	i := head & cq.mask
+	n = min(n, cq.mask+1-i)
+	return unsafe.Slice((*CQE)(unsafe.Add(cq.cqes, uintptr(i)*sizeofCQE)), n)
+}
+
 func (r *Ring) cqeAt(i uint32) *CQE {
 	return (*CQE)(unsafe.Add(r.cq.cqes, uintptr(i&r.cq.mask)<<r.cq.shift*sizeofCQE))
 }

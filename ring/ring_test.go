@@ -57,6 +57,48 @@ func TestNopRoundTrip(t *testing.T) {
 	require.Zero(t, r.CQReady())
 }
 
+// TestReadyCQEsInPlace: ReadyCQEs hands out the CQ's own entries in order,
+// stops at the end of the array, and gives the wrapped rest after Advance.
+func TestReadyCQEsInPlace(t *testing.T) {
+	r := newTestRing(t, 8) // a CQ of 16
+	submit := func(from, n int) {
+		for i := range n {
+			s := r.GetSQE()
+			PrepNop(s)
+			s.UserData = uint64(from + i)
+		}
+		_, err := r.SubmitAndWait(uint32(n))
+		require.NoError(t, err)
+	}
+	submit(0, 8)
+	submit(8, 4)
+	got := r.ReadyCQEs()
+	require.Len(t, got, 12)
+	for i, c := range got {
+		require.EqualValues(t, i, c.UserData)
+	}
+	r.Advance(len(got))
+	require.Empty(t, r.ReadyCQEs())
+	submit(12, 8) // CQ slots 12-15, then 0-3
+	var uds []uint64
+	for range 2 {
+		run := r.ReadyCQEs()
+		require.Len(t, run, 4)
+		for _, c := range run {
+			uds = append(uds, c.UserData)
+		}
+		r.Advance(len(run))
+	}
+	require.Equal(t, []uint64{12, 13, 14, 15, 16, 17, 18, 19}, uds)
+	require.Zero(t, r.CQReady())
+
+	big := newTestRing(t, 8, WithCQE32())
+	PrepNop(big.GetSQE())
+	_, err := big.SubmitAndWait(1)
+	require.NoError(t, err)
+	require.Nil(t, big.ReadyCQEs(), "a CQE32 ring has no []CQE view")
+}
+
 func TestManyNopsAccounted(t *testing.T) {
 	r := newTestRing(t, 256)
 	const total = 100_000
