@@ -67,6 +67,7 @@ type uringDriver struct {
 	fallbacks uint64
 	l         *Loop // completions go to l.deliver
 	reactorFn func(c compat.Completion)
+	next      int // reap: the index of the next CQE to dispatch
 }
 
 func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) {
@@ -153,6 +154,22 @@ func (d *uringDriver) runs(code ring.Op, op Op) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// submitPlain queues op (without a deadline) if the ring itself runs it
+// and the SQ has room, and reports whether it did: the hot path of start,
+// small enough to be inlined there. Otherwise submit decides.
+func (d *uringDriver) submitPlain(ud uint64, op Op, code ring.Op) bool {
+	if !d.supported[code] || code == ring.OpAccept {
+		return false
+	}
+	s := d.r.GetSQE()
+	if s == nil {
+		return false
+	}
+	op.Prep(s)
+	s.UserData = ud
 	return true
 }
 
@@ -414,31 +431,31 @@ func (d *uringDriver) reap() {
 		if len(cqes) == 0 {
 			return
 		}
-		for i := 0; i < len(cqes); {
-			i = d.dispatch(cqes, i)
+		for d.next = 0; d.next < len(cqes); {
+			d.dispatch(cqes)
 		}
 		d.r.Advance(len(cqes))
 	}
 }
 
-// dispatch delivers cqes from i on and returns len(cqes), or the index
-// after the CQE whose handler panicked. It recovers handler panics for the
+// dispatch delivers cqes from d.next on. It recovers handler panics for the
 // whole batch, so that callHandler need not defer a recover per CQE (a
 // tenth of the engine's own cost per NOP): l.guarded tells it an enclosing
-// frame recovers. The handler must be the last thing each delivery does,
-// as a panic skips whatever follows it up to here.
-func (d *uringDriver) dispatch(cqes []ring.CQE, i int) (next int) {
+// frame recovers. d.next is always the CQE after the one being delivered,
+// which is where reap resumes after a panic. The handler must be the last
+// thing each delivery does, as a panic skips whatever follows it up to here.
+func (d *uringDriver) dispatch(cqes []ring.CQE) {
 	l := d.l
 	defer func() {
 		if v := recover(); v != nil {
 			l.guarded = false
 			l.m.Panics++
 			l.p.reportPanic(l, v)
-			next = i + 1
 		}
 	}()
 	l.guarded = true
-	for ; i < len(cqes); i++ {
+	for i := d.next; i < len(cqes); i++ {
+		d.next = i + 1
 		c := &cqes[i]
 		if c.UserData&udInternal != 0 {
 			// The fallback reactor's completions come through its Poll,
@@ -454,7 +471,6 @@ func (d *uringDriver) dispatch(cqes []ring.CQE, i int) (next int) {
 		l.deliver(c.UserData, c.Res, c.Flags)
 	}
 	l.guarded = false
-	return i
 }
 
 func (d *uringDriver) internal(c *ring.CQE) {

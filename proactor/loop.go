@@ -676,8 +676,8 @@ func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint6
 	}
 	l.starting = ud
 	var err error
-	if d, ok := l.drv.(*uringDriver); ok {
-		err = d.submit(ud, op, sl.code, nil) // a direct call, on the hot path
+	if d, ok := l.drv.(*uringDriver); ok && d.submitPlain(ud, op, sl.code) {
+		// The hot path: the op is in the SQ.
 	} else {
 		err = l.drv.submit(ud, op, sl.code, nil)
 	}
