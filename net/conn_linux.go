@@ -51,8 +51,8 @@ var (
 func newConn(loop *proactor.Loop, s int, network string, laddr, raddr net.Addr) *Conn {
 	c := &Conn{net: network, laddr: laddr, raddr: raddr}
 	c.fd.init(s, loop)
-	c.rw.init()
-	c.ww.init()
+	c.rw.init(loop)
+	c.ww.init(loop)
 	c.recv.Fd = s
 	c.send.Fd = s
 	c.rpol = proactor.PollAdd{Fd: s, Events: unix.POLLIN}

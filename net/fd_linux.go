@@ -238,16 +238,19 @@ func closeSysfd(loop *proactor.Loop, sysfd int) error {
 type waiter struct {
 	done chan int32
 	h    proactor.Handler // w.complete, bound once
+	loop *proactor.Loop
 }
 
-func (w *waiter) init() {
+func (w *waiter) init(loop *proactor.Loop) {
 	w.done = make(chan int32, 1)
 	w.h = w.complete
+	w.loop = loop
 }
 
 func (w *waiter) complete(res int32, flags uint32) {
 	if flags&ring.CQEFMore == 0 {
 		w.done <- res
+		w.loop.Woke() // or a WaitEnter loop blocks on the P the reader needs
 	}
 }
 

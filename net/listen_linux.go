@@ -255,7 +255,7 @@ var _ net.Listener = (*Listener)(nil)
 func newListener(p *proactor.Proactor, s int, network string, keepAlive time.Duration, path string) *Listener {
 	l := &Listener{p: p, net: network, keepAlive: keepAlive, path: path}
 	l.fd.init(s, p.Next())
-	l.aw.init()
+	l.aw.init(l.fd.loop)
 	l.acc.Fd = s
 	l.addr = sockname(s, network, false)
 	return l

@@ -43,9 +43,12 @@
 // epoll fd), so no OS thread
 // is held, a wake-up costs a goroutine wake-up, and a Do caller can run a
 // turn meanwhile. WaitEnter instead blocks a locked thread in
-// io_uring_enter, which measured 7-10x slower for request/response work
-// between goroutines here, because the blocked thread keeps its P until
-// sysmon retakes it; it suits servers whose work all runs on the loops.
+// io_uring_enter (epoll: the loop goroutine in epoll_wait), which keeps
+// its P: a goroutine the loop wakes would wait for sysmon to retake it, so
+// a WaitEnter loop that woke one (Do's waiters, or a handler's Loop.Woke)
+// yields before it blocks. That still costs the locked thread two thread
+// switches (NopBlocking: about 25 µs against 1 µs with WaitNetpoll), so
+// WaitEnter suits servers whose work all runs on the loops.
 // In either mode a loop can first poll for completions and tasks for a
 // while (Options.Spin), which saves the sleep and the wake-up of work that
 // comes soon, at the price of CPU.

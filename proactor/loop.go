@@ -42,9 +42,12 @@ type Loop struct {
 	closing  bool
 	// guarded: a frame below recovers handler panics (callHandler).
 	guarded bool
-	bufs    *Buffers // receive buffers, set up on first use
-	turnEnd []func() // AtTurnEnd functions for this turn
-	turnRun []func() // the slice being run, kept for its array
+	// wokeWaiter: this turn woke a goroutine parked in Do, or a handler
+	// said it woke one (Woke).
+	wokeWaiter bool
+	bufs       *Buffers // receive buffers, set up on first use
+	turnEnd    []func() // AtTurnEnd functions for this turn
+	turnRun    []func() // the slice being run, kept for its array
 	// Registered buffers and files (fixed.go).
 	fixed fixedState
 
@@ -272,6 +275,13 @@ func (l *Loop) runTurnEnd() {
 		l.turnRun = fns[:0]
 	}
 }
+
+// Woke tells the loop that the running handler woke a goroutine (sent to
+// a channel it waits on, say). Only from the loop goroutine. A WaitEnter
+// loop keeps its P while it blocks in the kernel, so such a goroutine
+// would run only once sysmon took the P back (20 µs to 10 ms); told, the
+// loop yields before it blocks. Do's own waiters need no call.
+func (l *Loop) Woke() { l.wokeWaiter = true }
 
 // SubmitInLoop starts op at once and returns its id for CancelInLoop. Only
 // from the loop goroutine (a Handler, a Post function or a timer function):
@@ -552,6 +562,15 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 				timeout = l.timers.next(l.now())
 			}
 		}
+		if timeout != 0 && l.wokeWaiter && l.p.opts.Wait == WaitEnter {
+			// A WaitEnter loop keeps its P while it blocks in the kernel
+			// (io_uring_enter, epoll_wait), and the goroutines this turn
+			// woke in Do are queued on that P: they would run only once
+			// sysmon took the P back, 20 µs to 10 ms later (NopBlocking:
+			// 44-73 µs per op at GOMAXPROCS 1 and 2). Let them run first.
+			runtime.Gosched()
+		}
+		l.wokeWaiter = false
 		if timeout != 0 {
 			l.sleeping.Store(true)
 			l.mu.Lock()
@@ -1012,6 +1031,7 @@ func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 			return
 		}
 		w.done <- struct{}{}
+		l.wokeWaiter = true
 		return
 	}
 	if h != nil {
