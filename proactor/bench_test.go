@@ -133,20 +133,48 @@ func ringNops(b *testing.B, r *ring.Ring, cqes []ring.CQE, n, batch int) {
 // the queue, a wake of the idle loop, the op, and a goroutine wake-up back.
 // This is also the idle-wait comparison: every op finds the loop asleep,
 // so the loop's way of waiting (WaitEnter or WaitNetpoll) is what differs.
-// BenchmarkGoroutineWake is the floor it is measured against.
+// BenchmarkGoroutineWake is the floor it is measured against; its round
+// trip also runs here, in chunks alternating with the Do chunks (as
+// BenchmarkNopCallback does with the ring), reported as wake-ns/op and
+// x-wake.
 func BenchmarkNopBlocking(b *testing.B) {
 	for _, d := range benchDrivers {
 		b.Run(d.name, func(b *testing.B) {
 			p := benchProactor(b, d.opts)
 			l := p.Loop(0)
 			ctx := context.Background()
+			req, resp := make(chan struct{}), make(chan struct{})
+			go func() {
+				for range req {
+					resp <- struct{}{}
+				}
+			}()
+			defer close(req)
+			var doTime, wakeTime time.Duration
+			const chunk = 1 << 12
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, _, err := l.Do(ctx, Nop{}); err != nil {
-					b.Fatal(err)
+			for n := 0; n < b.N; n += chunk {
+				k := min(chunk, b.N-n)
+				t0 := time.Now()
+				for i := 0; i < k; i++ {
+					req <- struct{}{}
+					<-resp
 				}
+				t1 := time.Now()
+				for i := 0; i < k; i++ {
+					if _, _, err := l.Do(ctx, Nop{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				doTime += time.Since(t1)
+				wakeTime += t1.Sub(t0)
 			}
+			b.StopTimer()
+			// ns/op is Do's alone, without the wake-up chunks.
+			b.ReportMetric(float64(doTime.Nanoseconds())/float64(b.N), "ns/op")
+			b.ReportMetric(float64(wakeTime.Nanoseconds())/float64(b.N), "wake-ns/op")
+			b.ReportMetric(float64(doTime)/float64(wakeTime), "x-wake")
 		})
 	}
 }

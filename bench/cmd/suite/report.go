@@ -48,8 +48,8 @@ var specs = []groupSpec{
 		extras: []string{"ns/op", "allocs/op"}, chart: "nop.png",
 		intro: "NOP submit-and-reap, one io_uring_enter per batch, pinned to CPU 1. Goal: ringo within 20% of liburing (ratio >= 0.8) at batch 32 and 256, 0 allocs/op."},
 	{name: "proactor", title: "Proactor per-op cost on both drivers (issues 3, 4)", keyCol: "benchmark", main: "ns/op", lowerBetter: true,
-		extras: []string{"allocs/op", "sqes/enter", "ring-ns/op"},
-		intro:  "go test -bench in proactor/, pinned to CPU 1. NopCallback runs the raw ring's batch-32 NOP loop in the same process, in chunks alternating with the proactor's (ring-ns/op), because this machine's speed drifts by up to a quarter between seconds; its ratio to the raw ring is the median of those in-run ratios (goal <= 1.5). NopBlocking's ratio is against a goroutine wake-up (goal <= 2). Submitters: goal >= 16 sqes/enter."},
+		extras: []string{"allocs/op", "sqes/enter", "ring-ns/op", "wake-ns/op"},
+		intro:  "go test -bench in proactor/, pinned to CPU 1. NopCallback runs the raw ring's batch-32 NOP loop in the same process, in chunks alternating with the proactor's (ring-ns/op), because this machine's speed drifts by up to a quarter between seconds; its ratio to the raw ring is the median of those in-run ratios (goal <= 1.5). NopBlocking likewise alternates with a goroutine wake-up round trip (wake-ns/op; goal <= 2). Submitters: goal >= 16 sqes/enter."},
 	{name: "echo", title: "Echo, 64-byte messages (issue 5)", keyCol: "conns", main: "msgs/s",
 		extras: []string{"p50 µs", "p99 µs", "CPU µs/msg"}, chart: "echo.png",
 		intro: "Servers on CPU 1, the single-threaded C epoll client bench/c/echo_client on CPU 0. CPU µs/msg is the server's user+system time over the measured window divided by the messages echoed in it. The ringo servers run with examples/echo's default -spin 50us: a loop polls 50 µs for more work before it sleeps, which at 1 connection keeps its CPU busy between messages (see Polling before sleeping, above). Ratios: ringo msgs/s / peer msgs/s (> 1: ringo faster)."},
@@ -149,6 +149,9 @@ func (s *suite) table(b *strings.Builder, sp groupSpec) {
 					if xr, ok := p.values["x-ring"]; ok && i == 0 && k == "NopCallback" {
 						// Measured side by side in the same run.
 						xm, _, _ := stats(xr)
+						row = append(row, formatFloat(xm, 2)+"x")
+					} else if xw, ok := p.values["x-wake"]; ok && i == 1 && k == "NopBlocking" {
+						xm, _, _ := stats(xw)
 						row = append(row, formatFloat(xm, 2)+"x")
 					} else if math.IsNaN(ref) || ref == 0 || (i == 0) != (k == "NopCallback") || k == "GoroutineWake" {
 						row = append(row, "-")
