@@ -331,7 +331,7 @@ func (d *uringDriver) wait(timeout time.Duration) error {
 			err = nil
 		}
 	}
-	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY) {
+	if err != nil && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY)) {
 		err = nil // reap below, then the next turn submits again
 	}
 	d.reap()

@@ -84,6 +84,7 @@ type Loop struct {
 	// Shared with submitting goroutines.
 	mu       sync.Mutex
 	tasks    []task
+	ntasks   atomic.Int32 // len(tasks), written under mu, read without it
 	spare    []task
 	sleeping atomic.Bool // the loop may be blocked in the driver's wait
 	wakeups  atomic.Uint64
@@ -339,6 +340,7 @@ func (l *Loop) enqueue(t task) error {
 	}
 	l.tasks = append(l.tasks, t)
 	n := len(l.tasks)
+	l.ntasks.Store(int32(n))
 	l.mu.Unlock()
 	// The loop sets sleeping before its last look at the queue, so
 	// either it sees this task or we see it sleeping and wake it. Only
@@ -409,9 +411,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 			l.drv.wake()
 		}
 	}()
-	l.mu.Lock()
-	idle := len(l.tasks) == 0 && !l.closed.Load()
-	l.mu.Unlock()
+	idle := l.ntasks.Load() == 0 && !l.closed.Load()
 	if !idle || l.closing || len(l.backlog) > 0 {
 		held = false
 		l.turn.Unlock()
@@ -628,12 +628,7 @@ func (l *Loop) spinWait(timeout time.Duration) bool {
 }
 
 // queued reports whether tasks wait in the submission queue.
-func (l *Loop) queued() bool {
-	l.mu.Lock()
-	n := len(l.tasks)
-	l.mu.Unlock()
-	return n > 0
-}
+func (l *Loop) queued() bool { return l.ntasks.Load() > 0 }
 
 func (l *Loop) runTasks() {
 	// Retry what the driver refused last turn, first, to keep order.
@@ -648,6 +643,7 @@ func (l *Loop) runTasks() {
 	l.mu.Lock()
 	tasks := l.tasks
 	l.tasks, l.spare = l.spare[:0], nil
+	l.ntasks.Store(0)
 	l.mu.Unlock()
 	for i := range tasks {
 		t := &tasks[i]
@@ -834,7 +830,7 @@ func (l *Loop) runTimers() {
 // common case, the one completion of a plain op, goes straight to
 // completeSlot; everything else takes deliverSlow.
 func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
-	if l.inCaller || ud&udLinkTimeout != 0 || res == -int32(unix.EAGAIN) {
+	if ud&udLinkTimeout != 0 || res == -int32(unix.EAGAIN) {
 		l.deliverSlow(ud, res, flags)
 		return
 	}
@@ -847,11 +843,18 @@ func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
 		l.deliverSlow(ud, res, flags)
 		return
 	}
-	l.delivered++
-	if l.sleeping.Load() {
-		// Awake and about to run tasks again: a Post from this
-		// completion's handler needs no wake-up.
-		l.sleeping.Store(false)
+	if l.inCaller {
+		if sl.w == nil {
+			l.deliverSlow(ud, res, flags) // kept for the loop goroutine
+			return
+		}
+	} else {
+		l.delivered++
+		if l.sleeping.Load() {
+			// Awake and about to run tasks again: a Post from this
+			// completion's handler needs no wake-up.
+			l.sleeping.Store(false)
+		}
 	}
 	l.completeSlot(ud, sl, res, flags)
 }
@@ -977,15 +980,23 @@ func (l *Loop) complete(ud uint64, res int32, flags uint32) {
 // completeSlot is complete for the slot sl that ud names.
 func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	final := flags&ring.CQEFMore == 0
-	if final && sl.w == nil && !sl.linked && !sl.timedOut && sl.timer == nil {
-		// The common case: a handler's op ends.
-		h, code := sl.h, sl.code
-		l.slab.release(uint32(ud), sl)
-		l.m.Completed[code]++
-		if h != nil {
-			l.callHandler(h, res, flags)
+	if final && !sl.linked && !sl.timedOut && sl.timer == nil {
+		// The common case: an op without a deadline ends.
+		h, w, code := sl.h, sl.w, sl.code
+		if w == nil {
+			l.slab.release(uint32(ud), sl)
+			l.m.Completed[code]++
+			if h != nil {
+				l.callHandler(h, res, flags)
+			}
+			return
 		}
-		return
+		if flags&ring.CQEFNotif == 0 {
+			l.slab.release(uint32(ud), sl)
+			l.m.Completed[code]++
+			l.finish(nil, w, res, flags)
+			return
+		}
 	}
 	if final && sl.linked {
 		// Wait for the LINK_TIMEOUT's own CQE, which says whether the
@@ -1099,6 +1110,7 @@ func (l *Loop) close() {
 		return
 	}
 	l.tasks = append(l.tasks, task{fn: l.shutdown})
+	l.ntasks.Store(int32(len(l.tasks)))
 	l.mu.Unlock()
 	l.drv.wake()
 	<-l.done
