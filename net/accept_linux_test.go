@@ -2,11 +2,13 @@ package net
 
 import (
 	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringo-io/ringo/proactor"
 	"github.com/ringo-io/ringo/ring"
@@ -75,5 +77,67 @@ func TestAcceptTakesQueuedConnections(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the parked Accept did not return")
 		}
+	})
+}
+
+// recvOps is how many RECV ops p's loops have been given.
+func recvOps(p *proactor.Proactor) uint64 {
+	var n uint64
+	for _, m := range p.Metrics() {
+		n += m.Submitted[ring.OpRecv]
+	}
+	return n
+}
+
+// waitReadable blocks until the socket has something to read (or a FIN).
+func waitReadable(t *testing.T, c *Conn) {
+	t.Helper()
+	fds := []unix.PollFd{{Fd: int32(c.fd.sysfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 5000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "nothing arrived in 5 s")
+}
+
+// TestReadTakesQueuedData: a Read whose bytes (or FIN) already wait in the
+// socket takes them with a read(2) from its goroutine, with no RECV op;
+// one that finds nothing parks an op and still gets the data when it
+// comes, and the tries after such a miss go straight to the op for a while.
+func TestReadTakesQueuedData(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		c, s := pair(t, p, "tcp")
+		defer c.Close()
+		defer s.Close()
+		buf := make([]byte, 16)
+
+		_, err := c.Write([]byte("ping"))
+		require.NoError(t, err)
+		waitReadable(t, s)
+		before := recvOps(p)
+		n, err := s.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "ping", string(buf[:n]))
+		require.Equal(t, before, recvOps(p), "queued bytes went through a RECV op")
+
+		// Nothing queued: the read parks an op, and later ones skip the try.
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			c.Write([]byte("pong"))
+		}()
+		n, err = s.Read(buf)
+		require.NoError(t, err)
+		require.Equal(t, "pong", string(buf[:n]))
+		require.Greater(t, recvOps(p), before, "a read with nothing queued took no op")
+		require.Positive(t, s.rskip)
+
+		// A FIN already queued ends a fresh connection's Read the same way.
+		c2, s2 := pair(t, p, "tcp")
+		defer s2.Close()
+		require.NoError(t, c2.Close())
+		waitReadable(t, s2)
+		before = recvOps(p)
+		n, err = s2.Read(buf)
+		require.Equal(t, 0, n)
+		require.Equal(t, io.EOF, err)
+		require.Equal(t, before, recvOps(p))
 	})
 }

@@ -34,6 +34,10 @@ type Conn struct {
 	rw   waiter           // guarded by rmu
 	recv proactor.Recv    // guarded by rmu
 	rpol proactor.PollAdd // guarded by rmu
+	// Direct reads (readNow), guarded by rmu: skip is how many Reads go
+	// straight to the op before the next try, miss the length of the
+	// current run of tries that found nothing.
+	rskip, rmiss int
 
 	wmu  sync.Mutex
 	ww   waiter            // guarded by wmu
@@ -95,6 +99,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 		c.fd.decref()
 		return 0, nil
 	}
+	if n, err, ok := c.readNow(b); ok {
+		return n, err
+	}
 	for {
 		dl, cancel, err := c.fd.begin(&c.fd.rd)
 		if err != nil {
@@ -121,6 +128,46 @@ func (c *Conn) Read(b []byte) (int, error) {
 			// that messages and checks written for it still match.
 			return 0, c.opErr("read", errnoErr("read", res))
 		}
+	}
+}
+
+// readNow tries a non-blocking read(2) from the calling goroutine, as
+// package net always does first, and reports ok when that settled the
+// Read. A busy server finds the next request already queued: with 1,000
+// echo connections the standard library's reads found data 99% of the
+// time (strace), where a RECV op costs a round trip through the loop and
+// a park and wake-up of this goroutine. Where the data is not there yet
+// (a connection waiting on its peer) the try is a wasted syscall, so after
+// one that finds nothing the next Reads skip it, 1, 2, 4 and up to 16 of
+// them, and a hit starts over.
+func (c *Conn) readNow(b []byte) (n int, err error, ok bool) {
+	if c.rskip > 0 {
+		c.rskip--
+		return 0, nil, false
+	}
+	if err := c.fd.enter(&c.fd.rd); err != nil {
+		return 0, c.opErr("read", err), true
+	}
+	var r int
+	for {
+		r, err = unix.Read(c.fd.sysfd, b)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	c.fd.decref()
+	switch {
+	case r > 0:
+		c.rmiss = 0
+		return r, nil, true
+	case err == nil:
+		return 0, io.EOF, true
+	case err == unix.EAGAIN:
+		c.rskip = min(1<<c.rmiss, 16)
+		c.rmiss = min(c.rmiss+1, 4)
+		return 0, nil, false
+	default:
+		return 0, c.opErr("read", os.NewSyscallError("read", err)), true
 	}
 }
 
