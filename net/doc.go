@@ -6,10 +6,13 @@
 // net owns:
 //
 //   - Listen, ListenConfig and Listener: non-blocking, close-on-exec
-//     listening sockets and an Accept that parks on an Accept op.
+//     listening sockets and an Accept that takes a queued connection with
+//     accept4(2) and parks on an Accept op only when none is queued.
 //   - Dial, DialContext and Dialer: name resolution through the standard
 //     library's resolver, then an asynchronous Connect op per address.
-//   - Conn: Read and Write as one Recv or Send op in flight per direction,
+//   - Conn: Read and Write as one Recv or Send op in flight per direction
+//     (a Read first tries read(2) from its goroutine, for data already
+//     queued, and backs off from the try after misses),
 //     deadlines, half-close, socket options, ReadFrom through sendfile(2)
 //     and a syscall.RawConn that waits for readiness with PollAdd.
 //   - The fd lifecycle: Close cancels the ops in flight, waits for their
