@@ -691,9 +691,7 @@ func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint6
 	}
 	l.starting = ud
 	var err error
-	if d, ok := l.drv.(*uringDriver); ok && d.submitPlain(ud, op, sl.code) {
-		// The hot path: the op is in the SQ.
-	} else {
+	if d, ok := l.drv.(*uringDriver); !ok || !d.submitPlain(ud, op, sl.code) {
 		err = l.drv.submit(ud, op, sl.code, nil)
 	}
 	l.starting = 0
@@ -830,33 +828,28 @@ func (l *Loop) runTimers() {
 // common case, the one completion of a plain op, goes straight to
 // completeSlot; everything else takes deliverSlow.
 func (l *Loop) deliver(ud uint64, res int32, flags uint32) {
-	if ud&udLinkTimeout != 0 || res == -int32(unix.EAGAIN) {
-		l.deliverSlow(ud, res, flags)
-		return
-	}
-	sl := l.slab.lookup(ud)
-	if sl == nil {
-		l.deliverSlow(ud, res, flags)
-		return
-	}
-	if _, ok := sl.op.(*RecvBuffers); ok {
-		l.deliverSlow(ud, res, flags)
-		return
-	}
-	if l.inCaller {
-		if sl.w == nil {
-			l.deliverSlow(ud, res, flags) // kept for the loop goroutine
+	if ud&udLinkTimeout == 0 && res != -int32(unix.EAGAIN) {
+		// In a caller's turn only waiters are served here; the rest is
+		// kept for the loop goroutine (deliverSlow).
+		if sl := l.slab.lookup(ud); sl != nil && !isRecvBuffers(sl.op) && (!l.inCaller || sl.w != nil) {
+			if !l.inCaller {
+				l.delivered++
+				if l.sleeping.Load() {
+					// Awake and about to run tasks again: a Post from
+					// this completion's handler needs no wake-up.
+					l.sleeping.Store(false)
+				}
+			}
+			l.completeSlot(ud, sl, res, flags)
 			return
 		}
-	} else {
-		l.delivered++
-		if l.sleeping.Load() {
-			// Awake and about to run tasks again: a Post from this
-			// completion's handler needs no wake-up.
-			l.sleeping.Store(false)
-		}
 	}
-	l.completeSlot(ud, sl, res, flags)
+	l.deliverSlow(ud, res, flags)
+}
+
+func isRecvBuffers(op Op) bool {
+	_, ok := op.(*RecvBuffers)
+	return ok
 }
 
 // deliverSlow is deliver for a caller's turn, a LINK_TIMEOUT's CQE, an
@@ -980,23 +973,18 @@ func (l *Loop) complete(ud uint64, res int32, flags uint32) {
 // completeSlot is complete for the slot sl that ud names.
 func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	final := flags&ring.CQEFMore == 0
-	if final && !sl.linked && !sl.timedOut && sl.timer == nil {
-		// The common case: an op without a deadline ends.
+	if final && !sl.linked && !sl.timedOut && sl.timer == nil && (sl.w == nil || flags&ring.CQEFNotif == 0) {
+		// The common case: an op without a deadline ends (for a waiter,
+		// not with a zero-copy send's notification, handled below).
 		h, w, code := sl.h, sl.w, sl.code
-		if w == nil {
-			l.slab.release(uint32(ud), sl)
-			l.m.Completed[code]++
-			if h != nil {
-				l.callHandler(h, res, flags)
-			}
-			return
-		}
-		if flags&ring.CQEFNotif == 0 {
-			l.slab.release(uint32(ud), sl)
-			l.m.Completed[code]++
+		l.slab.release(uint32(ud), sl)
+		l.m.Completed[code]++
+		if w != nil {
 			l.finish(nil, w, res, flags)
-			return
+		} else if h != nil {
+			l.callHandler(h, res, flags)
 		}
+		return
 	}
 	if final && sl.linked {
 		// Wait for the LINK_TIMEOUT's own CQE, which says whether the
