@@ -120,8 +120,16 @@ type ServeOptions struct {
 	// the receive stops. A smaller pool is a smaller bound there.
 	WriteQueueLimit int
 	// IdleTimeout closes a connection that has neither received nor sent
-	// anything for that long, with ErrIdleTimeout. 0 means never.
+	// anything for that long, with ErrIdleTimeout. 0 means never. A
+	// connection closing gracefully (Close, or this timeout) whose flush
+	// has made no progress for IdleTimeout, because its peer does not
+	// read, is cut short the same way, its queue dropped.
 	IdleTimeout time.Duration
+	// WriteTimeout aborts a connection whose queued output has made no
+	// progress for that long (its peer stopped reading), dropping the
+	// queue, with ErrWriteTimeout. Progress is any byte sent, so a slow
+	// reader of a large response is not cut off. 0 means never.
+	WriteTimeout time.Duration
 	// TickInterval is the first delay and the default period of
 	// Ticker.OnTick; 0 means one second.
 	TickInterval time.Duration
@@ -191,6 +199,7 @@ type ServerMetrics struct {
 	Rejected      int64 // connections closed at once because of MaxConns
 	Closed        int64 // connections closed (OnClose called)
 	IdleClosed    int64 // of those, closed by IdleTimeout
+	WriteTimeouts int64 // of those, aborted by WriteTimeout
 	BytesIn       int64 // bytes handed to OnData
 	BytesOut      int64 // bytes sent, sendfile included
 	Paused        int64 // times receiving paused for backpressure
@@ -201,6 +210,10 @@ type ServerMetrics struct {
 // ErrIdleTimeout is the OnClose error of a connection closed by
 // ServeOptions.IdleTimeout. It wraps os.ErrDeadlineExceeded.
 var ErrIdleTimeout = fmt.Errorf("ringo/net: idle timeout: %w", os.ErrDeadlineExceeded)
+
+// ErrWriteTimeout is the OnClose error of a connection aborted by
+// ServeOptions.WriteTimeout. It wraps os.ErrDeadlineExceeded.
+var ErrWriteTimeout = fmt.Errorf("ringo/net: write timeout: %w", os.ErrDeadlineExceeded)
 
 // ErrConnClosed is passed to a SendFile done callback whose transfer was
 // dropped because the connection closed first.

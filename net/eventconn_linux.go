@@ -66,6 +66,7 @@ type EventConn struct {
 	inActive   bool
 	dirty      bool
 	lastActive time.Time
+	sentAt     time.Time // WriteTimeout: the queue's last progress, or when it filled
 
 	laddr, raddr net.Addr
 }
@@ -144,6 +145,9 @@ func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err err
 
 func (c *EventConn) queued() {
 	el := c.el
+	if el.writeTO && len(c.q) == 1 && !c.sending {
+		c.sentAt = time.Now() // the queue was empty: the stall clock starts
+	}
 	if lim := el.s.opts.WriteQueueLimit; lim > 0 && c.pending > lim && !c.paused {
 		c.paused = true
 		el.m.paused.Add(1)
@@ -472,6 +476,14 @@ func (c *EventConn) flush() {
 	}
 }
 
+// progressed notes that bytes went out, for the timeouts.
+func (c *EventConn) progressed() {
+	if c.el.idle || c.el.writeTO {
+		now := time.Now()
+		c.lastActive, c.sentAt = now, now
+	}
+}
+
 // sent accounts n bytes of q[0] as sent.
 func (c *EventConn) sent(n int) {
 	el := c.el
@@ -479,9 +491,7 @@ func (c *EventConn) sent(n int) {
 	it.buf = it.buf[n:]
 	c.pending -= n
 	el.m.bytesOut.Add(int64(n))
-	if el.idle {
-		c.lastActive = time.Now()
-	}
+	c.progressed()
 	if len(it.buf) == 0 {
 		el.putBuf(it.base)
 		c.pop()
@@ -543,9 +553,7 @@ func (c *EventConn) sendfileDone(res int32) bool {
 		it.off += int64(res)
 		it.sent += int64(res)
 		c.el.m.bytesOut.Add(int64(res))
-		if c.el.idle {
-			c.lastActive = time.Now()
-		}
+		c.progressed()
 		if it.n > 0 {
 			it.n -= int64(res)
 			c.pending -= int(res)

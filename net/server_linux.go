@@ -263,6 +263,7 @@ func (s *Server) Metrics() ServerMetrics {
 		m.Rejected += el.m.rejected.Load()
 		m.Closed += el.m.closed.Load()
 		m.IdleClosed += el.m.idleClosed.Load()
+		m.WriteTimeouts += el.m.writeTimeouts.Load()
 		m.BytesIn += el.m.bytesIn.Load()
 		m.BytesOut += el.m.bytesOut.Load()
 		m.Paused += el.m.paused.Load()
@@ -378,6 +379,7 @@ type evLoop struct {
 	inline  bool      // try send(2) inline before a Send op
 	uring   bool      // the loop's driver is io_uring
 	idle    bool      // IdleTimeout is on: connections note their last activity
+	writeTO bool      // WriteTimeout is on: connections note their last send progress
 	wbufs   [][]byte  // spare write buffers
 	stopped bool
 	pinned  bool        // PinLoops: this goroutine is locked and pinned
@@ -385,7 +387,7 @@ type evLoop struct {
 
 	nconns atomic.Int64 // len(conns), for LeastConns from the acceptor's loop
 	m      struct {
-		accepted, rejected, closed, idleClosed, bytesIn, bytesOut,
+		accepted, rejected, closed, idleClosed, writeTimeouts, bytesIn, bytesOut,
 		paused, deferred, backoff atomic.Int64
 		_ [64]byte // keep loops' counters on their own cache lines
 	}
@@ -400,6 +402,7 @@ func newEvLoop(s *Server, l *proactor.Loop) *evLoop {
 	// a Send is an SQE submitted with the next wait, no extra syscall.
 	el.uring = s.p.Backend() == proactor.Uring
 	el.idle = s.opts.IdleTimeout > 0
+	el.writeTO = s.opts.WriteTimeout > 0
 	el.inline = !el.uring
 	return el
 }
@@ -427,8 +430,8 @@ func (el *evLoop) start(lfd int) error {
 		el.accept = proactor.Accept{Fd: lfd, Multishot: true}
 		el.armAccept()
 	}
-	if s.opts.IdleTimeout > 0 {
-		el.l.AfterFunc(sweepPeriod(s.opts.IdleTimeout), el.sweep)
+	if el.idle || el.writeTO {
+		el.l.AfterFunc(el.sweepEvery(), el.sweep)
 	}
 	if s.ticker != nil {
 		el.l.AfterFunc(s.opts.TickInterval, el.tick)
@@ -664,21 +667,42 @@ func (el *evLoop) putBuf(b []byte) {
 	}
 }
 
+// sweepEvery is the period of sweep: a quarter of the shorter timeout.
+func (el *evLoop) sweepEvery() time.Duration {
+	d := el.s.opts.IdleTimeout
+	if w := el.s.opts.WriteTimeout; w > 0 && (d <= 0 || w < d) {
+		d = w
+	}
+	return sweepPeriod(d)
+}
+
+// sweep applies IdleTimeout and WriteTimeout.
 func (el *evLoop) sweep() {
 	if el.stopped {
 		return
 	}
-	d := el.s.opts.IdleTimeout
+	idle, wto := el.s.opts.IdleTimeout, el.s.opts.WriteTimeout
 	now := time.Now()
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
-		if c.state == stateOpen && now.Sub(c.lastActive) >= d {
+		switch {
+		case el.writeTO && len(c.q) > 0 && c.state < stateClosed && now.Sub(c.sentAt) >= wto:
+			el.m.writeTimeouts.Add(1)
+			c.abort(ErrWriteTimeout)
+		case el.idle && c.state == stateOpen && now.Sub(c.lastActive) >= idle:
 			el.m.idleClosed.Add(1)
 			c.closeWith(ErrIdleTimeout)
+		case el.idle && c.state == stateClosing && now.Sub(c.lastActive) >= idle:
+			// Flushing before close, and nothing has moved for the
+			// timeout: the peer stopped reading.
+			c.abort(ErrIdleTimeout)
+		}
+		if i < len(el.conns) && el.conns[i] != c {
+			i-- // c was removed and the last connection moved here
 		}
 	}
-	el.l.AfterFunc(sweepPeriod(d), el.sweep)
+	el.l.AfterFunc(el.sweepEvery(), el.sweep)
 }
 
 func (el *evLoop) tick() {

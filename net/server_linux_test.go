@@ -392,6 +392,70 @@ func TestServeIdleTimeout(t *testing.T) {
 	})
 }
 
+// stuffer queues more than a socket holds as soon as a connection opens,
+// then (close) closes it gracefully; it reports each OnClose error.
+type stuffer struct {
+	close bool
+	errs  chan error
+}
+
+func (h *stuffer) OnOpen(c *EventConn) {
+	c.Write(make([]byte, 32<<20))
+	if h.close {
+		c.Close()
+	}
+}
+func (h *stuffer) OnData(c *EventConn, data []byte) {}
+func (h *stuffer) OnClose(c *EventConn, err error)  { h.errs <- err }
+
+// TestServeNonReader: a peer that never reads cannot keep a connection
+// open. WriteTimeout aborts an open one whose queue stalls, and
+// IdleTimeout aborts a graceful close that cannot finish flushing. Both
+// close within a few sweeps of the timeout.
+func TestServeNonReader(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		for _, tc := range []struct {
+			name string
+			h    *stuffer
+			opts ServeOptions
+			want error
+		}{
+			{"write timeout", &stuffer{}, ServeOptions{WriteTimeout: 200 * time.Millisecond}, ErrWriteTimeout},
+			{"idle timeout on close", &stuffer{close: true}, ServeOptions{IdleTimeout: 200 * time.Millisecond}, ErrIdleTimeout},
+			{"idle timeout while open", &stuffer{}, ServeOptions{IdleTimeout: 200 * time.Millisecond}, ErrIdleTimeout},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.h.errs = make(chan error, 1)
+				tc.opts.WriteQueueLimit = -1
+				s := serve(t, p, "tcp", tc.h, tc.opts)
+				c := dialStd(t, s)
+				c.(*net.TCPConn).SetReadBuffer(4096)
+				start := time.Now()
+				select {
+				case err := <-tc.h.errs:
+					if !errors.Is(err, tc.want) || !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Fatalf("OnClose err %v, want %v", err, tc.want)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("still open 5 s after the peer stopped reading: %+v", s.Metrics())
+				}
+				if el := time.Since(start); el < 150*time.Millisecond {
+					t.Fatalf("closed after %v, before the timeout", el)
+				}
+				// OnClose runs just before the connection is counted closed.
+				m := s.Metrics()
+				for i := 0; m.Open != 0 && i < 100; i++ {
+					time.Sleep(10 * time.Millisecond)
+					m = s.Metrics()
+				}
+				if m.Open != 0 || (tc.want == ErrWriteTimeout) != (m.WriteTimeouts == 1) {
+					t.Fatalf("metrics %+v", m)
+				}
+			})
+		}
+	})
+}
+
 // TestServeEMFILE runs out of descriptors while connections wait: accept
 // backs off (a few tries, not a spin) and serves them once fds are back.
 func TestServeEMFILE(t *testing.T) {
