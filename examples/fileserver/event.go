@@ -37,6 +37,9 @@ func (s *server) serveEvents() (*rnet.Server, error) {
 	srv, err := rnet.Serve("tcp", s.cfg.addr, h, rnet.ServeOptions{
 		Proactor:    s.p,
 		IdleTimeout: s.cfg.idleTimeout,
+		// A client that stops reading is dropped once its responses
+		// have not moved for this long (nginx's send_timeout).
+		WriteTimeout: s.cfg.writeTimeout,
 		// A client that does not read gets no more than this queued:
 		// reading pauses, so pipelined requests stop being answered.
 		WriteQueueLimit: outLimit,
@@ -80,6 +83,7 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	if sess.closing {
 		return
 	}
+	served := sess.served
 	for again := sess.feed(data); ; again = sess.feed(nil) {
 		ec.emit()
 		if !again {
@@ -90,7 +94,10 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	case sess.closing:
 		ec.stopHeaderTimer()
 		c.Close() // after the queue is flushed
-	case sess.partial() && ec.hdrTmr == nil:
+	case sess.partial() && (ec.hdrTmr == nil || sess.served != served):
+		// A new request began (a pipelining client may always have the
+		// next one partly sent): its own header timeout.
+		ec.stopHeaderTimer()
 		gen := ec.hdrGen
 		ec.hdrTmr = c.Loop().AfterFunc(h.s.cfg.headerTimeout, func() {
 			if ec.hdrGen == gen && ec.sess.partial() {

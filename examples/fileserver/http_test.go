@@ -152,6 +152,8 @@ func TestRanges(t *testing.T) {
 			{"/1k.bin", "bytes=5-1", 200, small, ""},
 			{"/1k.bin", "bytes=1024-", 416, "", "bytes */1024"},
 			{"/1k.bin", "bytes=-0", 416, "", "bytes */1024"},
+			{"/empty.txt", "bytes=-5", 416, "", "bytes */0"},
+			{"/empty.txt", "bytes=0-", 416, "", "bytes */0"},
 		} {
 			resp, body := do(t, c, "GET", ts.url+tc.path, "Range", tc.rng)
 			wantStatus(t, resp, tc.code)
@@ -159,7 +161,13 @@ func TestRanges(t *testing.T) {
 				t.Fatalf("Range %s: %d bytes, Content-Range %q", tc.rng, len(body), resp.Header.Get("Content-Range"))
 			}
 		}
-		resp, _ := do(t, c, "GET", ts.url+"/1k.bin")
+		// Range is for GET only (RFC 9110 §14.2): HEAD describes the whole file.
+		resp, _ := do(t, c, "HEAD", ts.url+"/1k.bin", "Range", "bytes=0-9")
+		wantStatus(t, resp, 200)
+		if resp.ContentLength != 1024 || resp.Header.Get("Content-Range") != "" {
+			t.Fatalf("HEAD with Range: length %d, Content-Range %q", resp.ContentLength, resp.Header.Get("Content-Range"))
+		}
+		resp, _ = do(t, c, "GET", ts.url+"/1k.bin")
 		etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
 		for _, tc := range []struct {
 			ifRange string
@@ -191,7 +199,7 @@ func TestGzip(t *testing.T) {
 		if err != nil || string(dec) != plain {
 			t.Fatalf("gzip body does not decode to style.css: %v", err)
 		}
-		for _, ae := range []string{"", "identity", "gzip;q=0"} {
+		for _, ae := range []string{"", "identity", "gzip;q=0", "gzip;q=0, *", "*, gzip;q=0", "*;q=0"} {
 			resp, body = do(t, c, "GET", ts.url+"/style.css", "Accept-Encoding", ae)
 			if body != plain || resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Vary") != "Accept-Encoding" {
 				t.Fatalf("Accept-Encoding %q: encoding %q", ae, resp.Header.Get("Content-Encoding"))
@@ -219,6 +227,13 @@ func TestProtocol(t *testing.T) {
 		out = raw(t, ts.addr, "GET /index.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /1k.bin HTTP/1.0\r\n\r\n", 5*time.Second)
 		if strings.Count(out, "HTTP/1.1 200 OK") != 2 || !strings.Contains(out, "Connection: keep-alive\r\n") {
 			t.Fatalf("HTTP/1.0 keep-alive:\n%s", out)
+		}
+		// close wins over keep-alive in the same header.
+		for _, proto := range []string{"1.0", "1.1"} {
+			out = raw(t, ts.addr, "GET /index.html HTTP/"+proto+"\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\nGET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
+			if strings.Count(out, "HTTP/1.1 200 OK") != 1 || !strings.Contains(out, "Connection: close\r\n") {
+				t.Fatalf("HTTP/%s with Connection: keep-alive, close:\n%s", proto, out)
+			}
 		}
 
 		// Pipelining: ten requests in one write, answered in order; the
@@ -372,6 +387,101 @@ func TestTimeouts(t *testing.T) {
 		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("idle: read %d, %v (want EOF)", n, err)
+		}
+
+		// A pipelining client always has the next request partly sent, and
+		// each request completes well within the header timeout: the
+		// timeout is per request, so it is served throughout.
+		c3, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c3.Close()
+		got := make(chan int, 1)
+		go func() {
+			resps := 0
+			br := bufio.NewReader(c3)
+			for {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					got <- resps
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resps++
+			}
+		}()
+		req := "GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+		half := len(req) / 2
+		c3.Write([]byte(req[:half]))
+		const n = 12 // 12 x 50 ms: twice the header timeout
+		for i := 0; i < n; i++ {
+			time.Sleep(50 * time.Millisecond)
+			last := req[:half]
+			if i == n-1 {
+				last = "GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+			}
+			if _, err := c3.Write([]byte(req[half:] + last)); err != nil {
+				t.Fatalf("pipelined write %d: %v", i, err)
+			}
+		}
+		select {
+		case resps := <-got:
+			if resps != n+1 {
+				t.Fatalf("pipelined halves: %d responses, want %d", resps, n+1)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("pipelined halves: no end of responses")
+		}
+	})
+}
+
+// TestBlankLines: empty lines before a request are skipped, but a client
+// that sends nothing else gets 400 once they exceed a request line's
+// worth, and they are not kept in memory meanwhile.
+func TestBlankLines(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		ts := start(t, p, makeRoot(t), nil)
+		out := raw(t, ts.addr, "\r\n\n\r\nGET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 200 OK\r\n") {
+			t.Fatalf("request after blank lines:\n%.200s", out)
+		}
+		out = raw(t, ts.addr, strings.Repeat("\r\n", maxRequestLine), 5*time.Second)
+		if !strings.HasPrefix(out, "HTTP/1.1 400 ") {
+			t.Fatalf("a flood of blank lines:\n%.200s", out)
+		}
+	})
+	s := newSession(&server{cfg: defaultConfig()}, "")
+	for range 100 {
+		s.feed([]byte("\r\n\r\n"))
+	}
+	if len(s.in) != 0 || s.closing {
+		t.Fatalf("after 400 bytes of blank lines: %d kept, closing %v", len(s.in), s.closing)
+	}
+}
+
+// TestNonReader: a client that asks for a large file and reads nothing
+// loses its connection after the write timeout, on both transports.
+func TestNonReader(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		if err := os.WriteFile(filepath.Join(root, "huge.bin"), bigContent(16<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts := start(t, p, root, func(c *config) { c.writeTimeout = 300 * time.Millisecond })
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*stdnet.TCPConn).SetReadBuffer(4096)
+		c.Write([]byte("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		deadline := time.Now().Add(5 * time.Second)
+		for ts.open.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("connection still open 5 s after its client stopped reading")
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }

@@ -114,6 +114,7 @@ func makeRoot(t *testing.T) string {
 	must(os.WriteFile(filepath.Join(root, "list", "<b>&x\".txt"), []byte("x"), 0o644))
 	must(os.WriteFile(filepath.Join(root, "list", ".secret"), []byte("x"), 0o644))
 	must(os.WriteFile(filepath.Join(root, "big.bin"), bigContent(1<<20), 0o644))
+	must(os.WriteFile(filepath.Join(root, "empty.txt"), nil, 0o644))
 	return root
 }
 

@@ -21,6 +21,7 @@ type request struct {
 	connClose, connKeep   bool
 	hasBody               bool // Content-Length > 0 or Transfer-Encoding: the body is not read
 	gzip                  bool // Accept-Encoding allows gzip
+	gzipNamed             bool // by name, not only through "*"
 	ifNoneMatch           []byte
 	ifModifiedSince       []byte
 	rangeHdr, ifRange     []byte
@@ -90,9 +91,6 @@ func parseRequest(b []byte, r *request) (int, parseStatus) {
 		return 0, parseVersion
 	}
 	r.minor = int(r.proto[7] - '0')
-	if r.minor == 0 {
-		r.connClose = true // HTTP/1.0 closes unless it asks for keep-alive
-	}
 	for {
 		line, n, ok := nextLine(b[off:])
 		if !ok {
@@ -131,8 +129,8 @@ func parseRequest(b []byte, r *request) (int, parseStatus) {
 	if r.minor >= 1 && !r.host {
 		return 0, parseBad // RFC 9112 §3.2: a 1.1 request without Host is 400
 	}
-	if r.connKeep && r.minor == 0 {
-		r.connClose = false
+	if r.minor == 0 && !r.connKeep {
+		r.connClose = true // HTTP/1.0 closes unless it asks for keep-alive; close always wins
 	}
 	return off, parseOK
 }
@@ -189,7 +187,10 @@ func (r *request) header(name, val []byte) parseStatus {
 				if i := bytes.IndexByte(t, ';'); i >= 0 {
 					coding, q = trimOWS(t[:i]), trimOWS(t[i+1:])
 				}
-				if bytes.EqualFold(coding, []byte("gzip")) || bytes.Equal(coding, []byte("*")) {
+				// gzip by name decides; "*" only when gzip is not named.
+				if bytes.EqualFold(coding, []byte("gzip")) {
+					r.gzip, r.gzipNamed = !isQZero(q), true
+				} else if bytes.Equal(coding, []byte("*")) && !r.gzipNamed {
 					r.gzip = !isQZero(q)
 				}
 			})

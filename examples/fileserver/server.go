@@ -29,7 +29,7 @@ type config struct {
 	maxConns      int
 	headerTimeout time.Duration // from a request's first byte to its blank line
 	idleTimeout   time.Duration // between requests on a keep-alive connection
-	writeTimeout  time.Duration // for one response body to drain
+	writeTimeout  time.Duration // a stalled response: see the -write-timeout flag
 	logPath       string        // access log: a file, "-" for stdout, "" off
 	api           string        // transport: "callback" (net.Serve) or "conn" (net.Listener)
 	revalidate    time.Duration // how stale a cached file may be before a look at the disk; 0: the cache's default
@@ -156,11 +156,14 @@ func (s *server) serveConn(c stdnet.Conn) {
 	buf := make([]byte, 16<<10)
 	var idleSet, writeSet time.Time
 	inHeader := false
+	hdrAt := 0 // sess.served when the header deadline was set
 	for {
 		now := time.Now()
 		switch {
-		case sess.partial() && !inHeader:
-			inHeader = true
+		case sess.partial() && (!inHeader || sess.served != hdrAt):
+			// A new request began (a pipelining client may always have
+			// the next one partly sent): its own header timeout.
+			inHeader, hdrAt = true, sess.served
 			c.SetReadDeadline(now.Add(s.cfg.headerTimeout))
 			idleSet = time.Time{}
 		case !sess.partial() && now.Sub(idleSet) > time.Second:

@@ -44,6 +44,8 @@ type session struct {
 	closing bool
 	// requests answered, for tests and metrics
 	served int
+	// blank counts the empty-line bytes dropped since the last request.
+	blank int
 
 	req     request
 	pathBuf []byte
@@ -73,6 +75,22 @@ func (s *session) feed(data []byte) bool {
 			again = true
 			break
 		}
+		// Empty lines before a request are ignored (RFC 9112 §2.2), and
+		// dropped here rather than kept with a partial request; a client
+		// that sends nothing else gets no more of them than a request
+		// line's worth.
+		for len(buf) > 0 && (buf[0] == '\r' || buf[0] == '\n') {
+			buf = buf[1:]
+			s.blank++
+		}
+		if s.blank > maxRequestLine {
+			s.fail(parseBad)
+			buf = nil
+			break
+		}
+		if len(buf) == 0 {
+			break
+		}
 		n, st := parseRequest(buf, &s.req)
 		if st == parseIncomplete {
 			break
@@ -83,6 +101,7 @@ func (s *session) feed(data []byte) bool {
 			break
 		}
 		s.respond(&s.req)
+		s.blank = 0
 		buf = buf[n:]
 	}
 	// Keep the rest for the next feed: data belongs to the transport.
@@ -289,7 +308,9 @@ func (s *session) serveFile(r *request, f *file, vary, get bool) {
 		return
 	}
 	code, off, n := 200, int64(0), f.size
-	if r.rangeHdr != nil && ifRangeOK(r, f) {
+	// Range applies to GET only (RFC 9110 §14.2): HEAD gets the whole
+	// file's headers.
+	if get && r.rangeHdr != nil && ifRangeOK(r, f) {
 		var st rangeStatus
 		off, n, st = parseRange(r.rangeHdr, f.size)
 		switch st {
@@ -395,7 +416,7 @@ func parseRange(v []byte, size int64) (off, n int64, st rangeStatus) {
 	last, okB := atoi64(b)
 	switch {
 	case len(a) == 0 && okB: // suffix
-		if last == 0 {
+		if last == 0 || size == 0 {
 			return 0, 0, rangeUnsatisfiable
 		}
 		n = min(last, size)
