@@ -1,9 +1,6 @@
 package proactor
 
 import (
-	"bytes"
-	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,15 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
-
-// goid returns the calling goroutine's id, from its stack header.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	id, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
-	return id
-}
 
 // TestCallerTurn: Do against a loop parked in the netpoller runs the op on
 // the calling goroutine (no wake-up of the loop, none back); a loop

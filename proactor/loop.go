@@ -1,6 +1,7 @@
 package proactor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ type Loop struct {
 	timerSeq uint64
 	backlog  []task    // submissions the driver could not take yet
 	epoch    time.Time // immutable: any goroutine may read the loop's clock
+	goid     uint64    // the loop goroutine's id, set before New returns
 	m        Metrics
 	closing  bool
 	// guarded: a frame below recovers handler panics (callHandler).
@@ -233,6 +235,30 @@ func (l *Loop) DoUntil(op Op, deadline time.Time, cancel <-chan struct{}) (res i
 	res, flags = w.res, w.flags
 	waiterPool.Put(w)
 	return res, flags, nil
+}
+
+// OnLoop reports whether it is called on the loop goroutine: from a
+// handler, a posted function or a timer. Code there must not wait for the
+// loop (Do, or anything that waits on a completion), which would wait for
+// itself. It costs about a microsecond: for rare calls like a Close, not
+// for every op.
+func (l *Loop) OnLoop() bool { return goid() == l.goid }
+
+// goid is the calling goroutine's id, read from the header runtime.Stack
+// prints ("goroutine 18 [running]:"); golang.org/x/net/http2 finds it the
+// same way.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, _ = bytes.CutPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }
 
 // Post runs fn on the loop goroutine. Safe from any goroutine. After Close
@@ -537,7 +563,8 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		return
 	}
 	l.drv = drv
-	ready <- nil
+	l.goid = goid()
+	ready <- nil // publishes goid
 	for {
 		l.runTasks()
 		l.runTimers()

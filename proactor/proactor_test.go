@@ -779,3 +779,24 @@ func TestPseudoOpcodes(t *testing.T) {
 	m.Submitted[opSelectRecv], m.Submitted[OpSyscall], m.Submitted[opSendfile] = 1, 2, 3
 	require.Equal(t, map[string]uint64{"RECV_SELECT": 1, "SYSCALL": 2, "SENDFILE": 3}, m.Map()["submitted"])
 }
+
+// TestOnLoop: true in handlers, posted functions and timers, on the loop
+// they belong to only; false on other goroutines.
+func TestOnLoop(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		require.False(t, l.OnLoop())
+		got := make(chan bool, 3)
+		require.NoError(t, l.Post(func() { got <- l.OnLoop() }))
+		require.NoError(t, l.Submit(Nop{}, func(int32, uint32) { got <- l.OnLoop() }))
+		l.AfterFunc(time.Millisecond, func() { got <- l.OnLoop() })
+		for range 3 {
+			require.True(t, <-got)
+		}
+		if len(p.Loops()) > 1 {
+			other := p.Loop(1)
+			require.NoError(t, other.Post(func() { got <- l.OnLoop() }))
+			require.False(t, <-got)
+		}
+	})
+}
