@@ -180,7 +180,8 @@ func (c *Conn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(b) == 0 {
-		if err := c.fd.incref(); err != nil {
+		// As package net: no data, but a passed deadline still says so.
+		if err := c.fd.enter(&c.fd.wd); err != nil {
 			return 0, c.opErr("write", err)
 		}
 		c.fd.decref()
@@ -310,9 +311,17 @@ func (c *Conn) SetKeepAlive(keepalive bool) error {
 	return c.setsockopt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(keepalive))
 }
 
-// SetKeepAlivePeriod sets the idle time before the first probe and the
-// interval between probes, rounded up to whole seconds.
+// SetKeepAlivePeriod sets how long the connection stays idle before the
+// first keep-alive probe, rounded up to whole seconds, as
+// net.TCPConn.SetKeepAlivePeriod: 0 means 15 s, negative leaves it as is.
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
+	return c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: -1, Count: -1})
+}
+
+// SetKeepAliveConfig configures keep-alive probes as
+// net.TCPConn.SetKeepAliveConfig: zero fields take package net's defaults
+// (15 s, 15 s, 9 probes), negative ones leave the system's value.
+func (c *Conn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
 	if !c.ok() {
 		return syscall.EINVAL
 	}
@@ -320,7 +329,10 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 		return c.opErr("set", err)
 	}
 	defer c.fd.decref()
-	return c.opErr("set", setKeepAlivePeriod(c.fd.sysfd, d))
+	if !config.Enable {
+		return c.opErr("set", setsockoptInt(c.fd.sysfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0))
+	}
+	return c.opErr("set", setKeepAliveConfig(c.fd.sysfd, config))
 }
 
 // SetLinger sets SO_LINGER: sec < 0 is the default (close returns at once
@@ -361,29 +373,40 @@ func boolint(b bool) int {
 	return 0
 }
 
-// Package net's defaults for keep-alive probes (net/tcpsock.go).
-const defaultKeepAlive = 15 * time.Second
-
-// setKeepAlive applies a ListenConfig/Dialer KeepAlive value: negative
-// disables probes, zero means the default period.
+// setKeepAlive applies a ListenConfig/Dialer KeepAlive value as package
+// net does: negative leaves probes off, otherwise they are on with this
+// idle time (0: 15 s) and package net's interval and count.
 func setKeepAlive(s int, d time.Duration) error {
 	if d < 0 {
 		return nil
 	}
-	if d == 0 {
-		d = defaultKeepAlive
-	}
+	return setKeepAliveConfig(s, net.KeepAliveConfig{Enable: true, Idle: d})
+}
+
+// setKeepAliveConfig turns probes on and sets their timing: as package
+// net, 0 is its default (15 s, 15 s, 9 probes) and negative leaves the
+// system's value. Periods are rounded up to whole seconds.
+func setKeepAliveConfig(s int, ka net.KeepAliveConfig) error {
 	if err := setsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
 		return err
 	}
-	return setKeepAlivePeriod(s, d)
-}
-
-func setKeepAlivePeriod(s int, d time.Duration) error {
-	secs := int((d + time.Second - 1) / time.Second)
-	secs = max(secs, 1)
-	if err := setsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
-		return err
+	for _, o := range []struct {
+		name, v, def int
+	}{
+		{unix.TCP_KEEPIDLE, keepAliveSecs(ka.Idle), 15},
+		{unix.TCP_KEEPINTVL, keepAliveSecs(ka.Interval), 15},
+		{unix.TCP_KEEPCNT, ka.Count, 9},
+	} {
+		v := o.v
+		if v < 0 {
+			continue
+		}
+		if v == 0 {
+			v = o.def
+		}
+		if err := setsockoptInt(s, unix.IPPROTO_TCP, o.name, v); err != nil {
+			return err
+		}
 	}
-	return setsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+	return nil
 }

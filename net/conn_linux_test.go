@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"golang.org/x/net/nettest"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringo-io/ringo/proactor"
 )
@@ -302,6 +304,47 @@ func TestDeadlineChangeWhileBlocked(t *testing.T) {
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("write: %v", err)
+		}
+	})
+}
+
+// TestCloseOnLoop: Close from a handler, posted function or timer (on the
+// loop goroutine) cannot wait for the loop. It returns at once, a Read
+// parked meanwhile gets net.ErrClosed, and the socket is closed (the peer
+// sees EOF) once that Read is out.
+func TestCloseOnLoop(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		for _, parked := range []bool{false, true} {
+			c, s := pair(t, p, "tcp")
+			readErr := make(chan error, 1)
+			if parked {
+				go func() {
+					_, err := c.Read(make([]byte, 16))
+					readErr <- err
+				}()
+				time.Sleep(20 * time.Millisecond) // let it park
+			}
+			closed := make(chan error, 1)
+			require.NoError(t, c.Loop().Post(func() { closed <- c.Close() }))
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close on the loop goroutine hangs")
+			}
+			if parked {
+				select {
+				case err := <-readErr:
+					require.ErrorIs(t, err, net.ErrClosed)
+				case <-time.After(5 * time.Second):
+					t.Fatal("Read parked across a Close on the loop never returned")
+				}
+			}
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := s.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF, "parked %v", parked)
+			require.ErrorIs(t, c.Close(), net.ErrClosed)
+			s.Close()
 		}
 	})
 }
@@ -686,6 +729,26 @@ func TestOptionsAndAddrs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Keep-alive timing as package net sets it: 0 is its 15 s default,
+		// negative leaves the value alone.
+		idle := func() int { return getsockopt(t, c.fd.sysfd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE) }
+		for _, tc := range []struct {
+			d    time.Duration
+			want int
+		}{{30 * time.Second, 30}, {1500 * time.Millisecond, 2}, {-1, 2}, {0, 15}, {-5 * time.Second, 15}} {
+			if err := c.SetKeepAlivePeriod(tc.d); err != nil || idle() != tc.want {
+				t.Fatalf("SetKeepAlivePeriod(%v): %v, TCP_KEEPIDLE %d, want %d", tc.d, err, idle(), tc.want)
+			}
+		}
+		if err := c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 7 * time.Second, Interval: 3 * time.Second, Count: 4}); err != nil {
+			t.Fatal(err)
+		}
+		if i, v, n := idle(), getsockopt(t, c.fd.sysfd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL), getsockopt(t, c.fd.sysfd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT); i != 7 || v != 3 || n != 4 {
+			t.Fatalf("SetKeepAliveConfig: idle %d interval %d count %d", i, v, n)
+		}
+		if err := c.SetKeepAliveConfig(net.KeepAliveConfig{}); err != nil || getsockopt(t, c.fd.sysfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE) != 0 {
+			t.Fatalf("SetKeepAliveConfig off: %v", err)
+		}
 		// Zero-length reads and writes are no-ops, until Close.
 		if n, err := c.Read(nil); n != 0 || err != nil {
 			t.Fatalf("Read(nil): %d, %v", n, err)
@@ -693,6 +756,11 @@ func TestOptionsAndAddrs(t *testing.T) {
 		if n, err := c.Write(nil); n != 0 || err != nil {
 			t.Fatalf("Write(nil): %d, %v", n, err)
 		}
+		c.SetWriteDeadline(time.Now().Add(-time.Second))
+		if _, err := c.Write(nil); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write(nil) past the deadline: %v", err)
+		}
+		c.SetWriteDeadline(time.Time{})
 		c.Close()
 		if _, err := c.Read(nil); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("Read(nil) after Close: %v", err)

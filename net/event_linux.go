@@ -153,8 +153,8 @@ type ServeOptions struct {
 	FastOpen bool
 	// KeepAlive turns TCP keep-alive on for accepted connections, with
 	// this period both as the idle time before the first probe and as
-	// the time between probes (net.TCPConn.SetKeepAlivePeriod's meaning;
-	// whole seconds, rounded up); the probe count stays the system's.
+	// the time between probes (whole seconds, rounded up); the probe
+	// count stays the system's.
 	// 0 (the default) or negative leaves keep-alive off.
 	//
 	// This and KeepAliveConfig, TCP_NODELAY and FastOpen are set on the

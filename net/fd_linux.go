@@ -29,7 +29,10 @@ type netFD struct {
 	closing bool          // set once by Close; no new call may start
 	refs    int           // calls between incref and decref
 	drained chan struct{} // made by Close when refs > 0, closed at refs 0
-	rd, wd  deadline      // read side (also Accept), write side
+	// lateClose: Close ran on the loop goroutine while calls were in,
+	// which it could not wait for; the last decref closes sysfd.
+	lateClose bool
+	rd, wd    deadline // read side (also Accept), write side
 }
 
 // deadline is one direction's deadline and the channel that interrupts the
@@ -89,16 +92,28 @@ func (fd *netFD) enterLocked(d *deadline) error {
 
 func (fd *netFD) decref() {
 	fd.mu.Lock()
-	fd.decrefLocked()
+	last := fd.decrefLocked()
 	fd.mu.Unlock()
+	if last {
+		_ = closeSysfd(fd.loop, fd.sysfd)
+	}
 }
 
-func (fd *netFD) decrefLocked() {
+// decrefLocked drops a reference. It reports true when that was the last
+// one and a Close made on the loop goroutine left sysfd for it: the caller
+// then closes sysfd, after unlocking.
+func (fd *netFD) decrefLocked() bool {
 	fd.refs--
-	if fd.refs == 0 && fd.drained != nil {
+	if fd.refs > 0 {
+		return false
+	}
+	if fd.drained != nil {
 		close(fd.drained)
 		fd.drained = nil
 	}
+	last := fd.lateClose
+	fd.lateClose = false
+	return last
 }
 
 // begin is enter for a call about to park an op in direction d: it also
@@ -118,19 +133,21 @@ func (fd *netFD) begin(d *deadline) (time.Time, <-chan struct{}, error) {
 // or nil when the deadline moved and the call should submit again.
 func (fd *netFD) end(d *deadline, interrupted bool) error {
 	fd.mu.Lock()
-	defer fd.mu.Unlock()
 	d.waiters--
-	fd.decrefLocked()
-	if !interrupted {
-		return nil
+	last := fd.decrefLocked()
+	var why error
+	switch {
+	case !interrupted:
+	case fd.closing:
+		why = net.ErrClosed
+	case !d.t.IsZero() && !time.Now().Before(d.t):
+		why = os.ErrDeadlineExceeded
 	}
-	if fd.closing {
-		return net.ErrClosed
+	fd.mu.Unlock()
+	if last {
+		_ = closeSysfd(fd.loop, fd.sysfd)
 	}
-	if !d.t.IsZero() && !time.Now().Before(d.t) {
-		return os.ErrDeadlineExceeded
-	}
-	return nil
+	return why
 }
 
 // setDeadline sets the deadline of the directions given and interrupts the
@@ -203,6 +220,14 @@ func (fd *netFD) Close() error {
 	close(fd.rd.cancel)
 	close(fd.wd.cancel)
 	fd.interrupt()
+	if fd.refs > 0 && fd.loop.OnLoop() {
+		// A handler, posted function or timer closed it while calls are
+		// in: they finish only after this returns to the loop, so the
+		// last of them closes sysfd.
+		fd.lateClose = true
+		fd.mu.Unlock()
+		return nil
+	}
 	var drained chan struct{}
 	if fd.refs > 0 {
 		drained = make(chan struct{})
@@ -222,8 +247,12 @@ func (fd *netFD) Close() error {
 // behind it in the loop's FIFO queue is the barrier: when the Nop is back,
 // the posted function has run. Only then may the number be reused.
 func closeSysfd(loop *proactor.Loop, sysfd int) error {
-	// Post fails only once the loop is closed and keeps no fd state.
-	if loop.Post(func() { loop.CancelFdInLoop(sysfd) }) == nil {
+	if loop.OnLoop() {
+		// On the loop goroutine (Close from a handler): forget it here;
+		// waiting for the loop would wait for this call.
+		loop.CancelFdInLoop(sysfd)
+	} else if loop.Post(func() { loop.CancelFdInLoop(sysfd) }) == nil {
+		// Post fails only once the loop is closed and keeps no fd state.
 		_, _, _ = loop.DoUntil(proactor.Nop{}, time.Time{}, nil)
 	}
 	if err := unix.Close(sysfd); err != nil {

@@ -202,32 +202,7 @@ func (s *Server) tcpListenerOpts(fd int) error {
 		}
 		ka = net.KeepAliveConfig{Enable: true, Idle: s.opts.KeepAlive, Interval: s.opts.KeepAlive, Count: -1}
 	}
-	if err := setsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
-		return err
-	}
-	// As package net: 0 is its default (15s, 15s, 9 probes), negative
-	// leaves the system's value.
-	for _, o := range []struct {
-		name int
-		v    int
-		def  int
-	}{
-		{unix.TCP_KEEPIDLE, keepAliveSecs(ka.Idle), 15},
-		{unix.TCP_KEEPINTVL, keepAliveSecs(ka.Interval), 15},
-		{unix.TCP_KEEPCNT, ka.Count, 9},
-	} {
-		v := o.v
-		if v < 0 {
-			continue
-		}
-		if v == 0 {
-			v = o.def
-		}
-		if err := setsockoptInt(fd, unix.IPPROTO_TCP, o.name, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return setKeepAliveConfig(fd, ka)
 }
 
 // keepAliveSecs rounds a keep-alive period up to whole seconds, the
