@@ -205,8 +205,10 @@ func (c *cache) resolve(rel string, dir bool) (fd int, name string, st unix.Stat
 			unix.Close(fd)
 			return -1, "", st, lookRedirect
 		}
-		ifd, err := unix.Openat(fd, "index.html", openFlags|unix.O_NOFOLLOW, 0)
+		// Resolved from the root like any path, so that an index.html
+		// symlink is served when it stays beneath the root.
 		unix.Close(fd)
+		ifd, err := openBeneath(c.root, path.Join(rel, "index.html"))
 		if err != nil {
 			if err == unix.ENOENT {
 				return -1, "", st, lookListing

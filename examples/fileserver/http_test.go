@@ -89,6 +89,12 @@ func TestStatuses(t *testing.T) {
 		if n := ts.accepted.Load(); n != 1 {
 			t.Fatalf("%d connections accepted, want 1 (keep-alive)", n)
 		}
+		// A target with more leading slashes still redirects to a path,
+		// never to a protocol-relative URL (//docs/ is host docs).
+		out := raw(t, ts.addr, "GET ///docs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second)
+		if !strings.Contains(out, "\r\nLocation: /docs/\r\n") {
+			t.Fatalf("GET ///docs:\n%.300s", out)
+		}
 	})
 }
 

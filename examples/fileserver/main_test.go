@@ -115,6 +115,11 @@ func makeRoot(t *testing.T) string {
 	must(os.WriteFile(filepath.Join(root, "list", ".secret"), []byte("x"), 0o644))
 	must(os.WriteFile(filepath.Join(root, "big.bin"), bigContent(1<<20), 0o644))
 	must(os.WriteFile(filepath.Join(root, "empty.txt"), nil, 0o644))
+	// Directories whose index.html is a symlink, in and out of the root.
+	must(os.MkdirAll(filepath.Join(root, "slidx"), 0o755))
+	must(os.Symlink("../index.html", filepath.Join(root, "slidx", "index.html")))
+	must(os.MkdirAll(filepath.Join(root, "escidx"), 0o755))
+	must(os.Symlink("../../secret.txt", filepath.Join(root, "escidx", "index.html")))
 	return root
 }
 

@@ -261,7 +261,10 @@ func (s *session) respond(r *request) {
 				p = p[j:]
 			}
 		}
-		s.simple(r, 301, "Location: "+string(p)+"/"+string(q)+"\r\n")
+		// One leading slash: "//docs/" would be a protocol-relative
+		// URL, sending the browser to a host named docs.
+		p = bytes.TrimLeft(p, "/\\")
+		s.simple(r, 301, "Location: /"+string(p)+"/"+string(q)+"\r\n")
 		return
 	case lookListing:
 		if s.srv.cfg.listing {
