@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,7 +24,17 @@ type evConn struct {
 	hdrTmr  *proactor.Timer // header read timeout, armed while a request is partial
 	hdrGen  uint64
 	pending int // SendFiles in flight
+	// Lingering close (lingerClose): started, and input dropped since.
+	lingering bool
+	dropped   int
 }
+
+// Lingering close: how much input is dropped, and how long after the last
+// response went out the client has to close its side.
+const (
+	lingerBytes = 64 << 10
+	lingerTime  = time.Second
+)
 
 type evHandler struct {
 	s *server
@@ -81,6 +92,10 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	}
 	sess := ec.sess
 	if sess.closing {
+		ec.dropped += len(data)
+		if ec.dropped > lingerBytes {
+			c.Close()
+		}
 		return
 	}
 	served := sess.served
@@ -93,7 +108,7 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	switch {
 	case sess.closing:
 		ec.stopHeaderTimer()
-		c.Close() // after the queue is flushed
+		ec.lingerClose()
 	case sess.partial() && (ec.hdrTmr == nil || sess.served != served):
 		// A new request began (a pipelining client may always have the
 		// next one partly sent): its own header timeout.
@@ -107,6 +122,32 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	case !sess.partial():
 		ec.stopHeaderTimer()
 	}
+}
+
+// lingerClose ends a connection whose session is closing as the conn
+// transport does, and nginx's lingering close: a FIN after the last
+// response (CloseWrite), then input is read and dropped until the
+// client's FIN (net closes the connection then), lingerBytes of it, or
+// lingerTime after the responses went out. Closing with unread input
+// would make the kernel reset the connection, and a reset destroys the
+// responses still on their way. A client that stops reading meanwhile is
+// the write timeout's.
+func (ec *evConn) lingerClose() {
+	if ec.lingering {
+		return
+	}
+	ec.lingering = true
+	c := ec.c
+	c.CloseWrite()
+	var check func()
+	check = func() {
+		if c.Pending() > 0 {
+			c.Loop().AfterFunc(lingerTime, check)
+			return
+		}
+		c.Close() // no-op if the client's FIN closed it already
+	}
+	c.Loop().AfterFunc(lingerTime, check)
 }
 
 func (ec *evConn) stopHeaderTimer() {

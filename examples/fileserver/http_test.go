@@ -442,6 +442,36 @@ func TestTimeouts(t *testing.T) {
 	})
 }
 
+// TestLingeringClose: a request with a body, which the server answers
+// without reading and then closes after, with the body arriving while the
+// large response is still on its way: the response arrives whole (closing
+// with the body unread would reset the connection and destroy it).
+func TestLingeringClose(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		ts := start(t, p, makeRoot(t), nil)
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*stdnet.TCPConn).SetReadBuffer(16 << 10)
+		c.Write([]byte("GET /big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"))
+		time.Sleep(100 * time.Millisecond)
+		c.Write(bytes.Repeat([]byte("b"), 1000))
+		time.Sleep(100 * time.Millisecond)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, 200)
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || n != 1<<20 || !resp.Close {
+			t.Fatalf("read %d of %d bytes: %v (Connection: close %v)", n, resp.ContentLength, err, resp.Close)
+		}
+	})
+}
+
 // TestBlankLines: empty lines before a request are skipped, but a client
 // that sends nothing else gets 400 once they exceed a request line's
 // worth, and they are not kept in memory meanwhile.
