@@ -565,6 +565,65 @@ func TestReadFromFile(t *testing.T) {
 	})
 }
 
+// TestSendFileFd: Conn.SendFile sends a range of a bare descriptor, stops
+// at the end of the file, refuses bad arguments, and a Close or deadline
+// ends one parked on a peer that does not read.
+func TestSendFileFd(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		data := make([]byte, 64<<20)
+		rand.Read(data[:1<<20])
+		name := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		c, s := pair(t, p, "tcp")
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(io.LimitReader(s, 1000))
+			got <- b
+		}()
+		if n, err := c.SendFile(fd, 10, 1000); n != 1000 || err != nil {
+			t.Fatalf("SendFile: %d, %v", n, err)
+		}
+		if b := <-got; !bytes.Equal(b, data[10:1010]) {
+			t.Fatalf("peer got %d bytes, not the range", len(b))
+		}
+		if n, err := c.SendFile(fd, int64(len(data))-5, 100); n != 5 || err != nil {
+			t.Fatalf("SendFile past the end: %d, %v (want 5, nil)", n, err)
+		}
+		if _, err := c.SendFile(-1, 0, 1); !errors.Is(err, os.ErrInvalid) {
+			t.Fatalf("SendFile(-1): %v", err)
+		}
+		// The peer reads no more: the deadline, then Close, end a parked one.
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.SendFile(fd, 0, int64(len(data))); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("SendFile past the deadline: %v", err)
+		}
+		c.SetWriteDeadline(time.Time{})
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.SendFile(fd, 0, int64(len(data)))
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+		select {
+		case err := <-done:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("SendFile across Close: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("SendFile still parked 5 s after Close")
+		}
+		s.Close()
+	})
+}
+
 // TestReadFromGeneric: a reader that is not a file goes through a buffer.
 func TestReadFromGeneric(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {

@@ -27,6 +27,23 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	return n, c.opErr("readfrom", err)
 }
 
+// SendFile sends n bytes of the regular file fd from offset off with
+// sendfile(2), as ReadFrom does for an *os.File, under the write deadline
+// and Close like a Write; it returns how much was sent, less than n with a
+// nil error if the file ended first. The caller keeps fd open meanwhile.
+// For files held as bare descriptors (a server's cache of open files),
+// where an *os.File would own the descriptor.
+func (c *Conn) SendFile(fd int, off, n int64) (int64, error) {
+	if !c.ok() {
+		return 0, unix.EINVAL
+	}
+	if fd < 0 || off < 0 || n < 0 {
+		return 0, c.opErr("sendfile", os.ErrInvalid)
+	}
+	written, err := c.sendfileLoop(fd, off, n)
+	return written, c.opErr("sendfile", wrapSendfile(err))
+}
+
 // sendFile is ReadFrom's zero-copy way. handled is false when it did
 // nothing and the caller should copy another way: r is not a regular file,
 // or the kernel refuses sendfile for it before any byte was sent.

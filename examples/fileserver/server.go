@@ -10,7 +10,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -139,18 +138,6 @@ func (s *server) serveConn(c stdnet.Conn) {
 		s.open.Add(-1)
 		s.wg.Done()
 	}()
-	sock := -1
-	// SendFile ops on the socket go to the conn's own loop: it is the one
-	// that forgets the descriptor when the conn closes.
-	loop := s.p.Next()
-	if rc, ok := c.(*rnet.Conn); ok {
-		loop = rc.Loop()
-	}
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) { sock = int(fd) })
-		}
-	}
 	sess := newSession(s, hostOnly(c.RemoteAddr()))
 	defer sess.release()
 	buf := make([]byte, 16<<10)
@@ -178,7 +165,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
-				if ferr := s.flush(c, loop, sock, sess, &writeSet); ferr != nil {
+				if ferr := s.flush(c, sess, &writeSet); ferr != nil {
 					return
 				}
 				if !again {
@@ -206,9 +193,10 @@ func (s *server) serveConn(c stdnet.Conn) {
 }
 
 // flush sends the session's output in order: byte runs with Write, file
-// runs with fs.SendFileFd (zero copy). Any error ends the connection; a
-// file that shrank mid-send is one (its response cannot be completed).
-func (s *server) flush(c stdnet.Conn, loop *proactor.Loop, sock int, sess *session, writeSet *time.Time) error {
+// runs with the Conn's SendFile (zero copy), both under the write
+// deadline and Close. Any error ends the connection; a file that shrank
+// mid-send is one (its response cannot be completed).
+func (s *server) flush(c stdnet.Conn, sess *session, writeSet *time.Time) error {
 	var err error
 	// Like the read deadline, the write deadline moves at most once a
 	// second: each move is a timer operation.
@@ -224,13 +212,12 @@ func (s *server) flush(c stdnet.Conn, loop *proactor.Loop, sock int, sess *sessi
 			return
 		}
 		if err == nil {
-			if sock < 0 {
-				err = errors.New("no socket descriptor for SendFile")
+			rc, ok := c.(*rnet.Conn)
+			if !ok {
+				err = errors.New("file segment on a connection that is not ringo's")
 			} else {
-				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.writeTimeout)
 				var n int64
-				n, err = fs.SendFileFd(ctx, loop, sock, seg.f.fd, seg.off, seg.n)
-				cancel()
+				n, err = rc.SendFile(seg.f.fd, seg.off, seg.n)
 				if err == nil && n != seg.n {
 					err = fs.ErrFileShrunk
 				}
