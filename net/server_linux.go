@@ -75,6 +75,9 @@ func Serve(network, address string, h Handler, opts ServeOptions) (*Server, erro
 	default:
 		return nil, &net.OpError{Op: "listen", Net: network, Err: errors.New("unknown Balance " + opts.Balance.String())}
 	}
+	if network == "unix" && opts.Balance == ReusePort {
+		opts.Balance = RoundRobin // one listener: it hands connections out
+	}
 	s := &Server{p: p, h: h, opts: opts, network: network,
 		changed: make(chan struct{}, 1), shutDone: make(chan struct{})}
 	s.ticker, _ = h.(Ticker)

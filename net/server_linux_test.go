@@ -26,6 +26,7 @@ import (
 // echoHandler echoes everything and records how connections end.
 type echoHandler struct {
 	opened, closed atomic.Int64
+	loops          sync.Map // loop IDs connections opened on
 	maxPending     atomic.Int64
 	errs           chan error // OnClose errors, when not full
 	onData         func(c *EventConn, data []byte)
@@ -33,7 +34,7 @@ type echoHandler struct {
 
 func newEchoHandler() *echoHandler { return &echoHandler{errs: make(chan error, 64)} }
 
-func (h *echoHandler) OnOpen(c *EventConn) { h.opened.Add(1) }
+func (h *echoHandler) OnOpen(c *EventConn) { h.opened.Add(1); h.loops.Store(c.Loop().ID(), true) }
 func (h *echoHandler) OnData(c *EventConn, data []byte) {
 	if h.onData != nil {
 		h.onData(c, data)
@@ -157,6 +158,15 @@ func TestServeEcho(t *testing.T) {
 				m := s.Metrics()
 				if m.Accepted != int64(len(conns)) || m.Open != 0 || m.Closed != int64(len(conns)) || m.BytesIn != m.BytesOut || m.BytesIn == 0 {
 					t.Errorf("metrics %+v", m)
+				}
+				// Spread over the loops; a unix socket (one listener)
+				// falls back from ReusePort to RoundRobin.
+				if tc.balance != ReusePort || tc.network == "unix" {
+					n := 0
+					h.loops.Range(func(any, any) bool { n++; return true })
+					if n != len(p.Loops()) {
+						t.Errorf("connections opened on %d of %d loops", n, len(p.Loops()))
+					}
 				}
 			})
 		}
