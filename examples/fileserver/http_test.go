@@ -130,6 +130,15 @@ func TestConditional(t *testing.T) {
 		wantStatus(t, resp, 304)
 		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT")
 		wantStatus(t, resp, 200)
+		// The two obsolete date formats (RFC 9110 §5.6.7) work too.
+		mod, err := http.ParseTime(lm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, layout := range []string{time.RFC850, time.ANSIC} {
+			resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-Modified-Since", mod.Format(layout))
+			wantStatus(t, resp, 304)
+		}
 		// If-None-Match wins over If-Modified-Since.
 		resp, _ = do(t, c, "GET", ts.url+"/style.css", "If-None-Match", `"other"`, "If-Modified-Since", lm)
 		wantStatus(t, resp, 200)
@@ -139,6 +148,11 @@ func TestConditional(t *testing.T) {
 func TestRanges(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)
+		// An hour old, so that its Last-Modified is a strong validator.
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(filepath.Join(root, "1k.bin"), old, old); err != nil {
+			t.Fatal(err)
+		}
 		ts := start(t, p, root, nil)
 		c := client(t)
 		small, big := fileOf(t, root, "1k.bin"), fileOf(t, root, "big.bin")
@@ -181,6 +195,16 @@ func TestRanges(t *testing.T) {
 		}{{etag, 206}, {`"stale"`, 200}, {"W/" + etag, 200}, {lm, 206}, {"Mon, 02 Jan 2006 15:04:05 GMT", 200}} {
 			resp, _ = do(t, c, "GET", ts.url+"/1k.bin", "Range", "bytes=0-9", "If-Range", tc.ifRange)
 			wantStatus(t, resp, tc.code)
+		}
+		// A file changed within the last second: its date is a weak
+		// validator, which If-Range must not match (the whole file).
+		if err := os.WriteFile(filepath.Join(root, "fresh.txt"), []byte("0123456789"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		resp, _ = do(t, c, "GET", ts.url+"/fresh.txt")
+		resp, body := do(t, c, "GET", ts.url+"/fresh.txt", "Range", "bytes=0-1", "If-Range", resp.Header.Get("Last-Modified"))
+		if resp.StatusCode != 200 || body != "0123456789" {
+			t.Fatalf("If-Range with a fresh file's date: %d %q, want 200 and the whole file", resp.StatusCode, body)
 		}
 	})
 }

@@ -118,8 +118,15 @@ func (s *server) serve(ln stdnet.Listener) error {
 			c.Close()
 			continue
 		}
-		s.open.Add(1)
 		s.mu.Lock()
+		if s.draining.Load() {
+			// Accepted as shutdown began: its wait for the connections
+			// may have started, so no wg.Add now.
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.open.Add(1)
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()

@@ -373,14 +373,16 @@ func notModified(r *request, f *file) bool {
 		return match
 	}
 	if r.ifModifiedSince != nil {
-		t, err := time.Parse(timeFormat, string(r.ifModifiedSince))
+		t, err := parseHTTPDate(r.ifModifiedSince)
 		return err == nil && !f.mod.After(t)
 	}
 	return false
 }
 
 // ifRangeOK: no If-Range, or it names the current file: its strong ETag or
-// exactly its Last-Modified date (RFC 9110 §13.1.5).
+// exactly its Last-Modified date, when that is a strong validator: at
+// least a second old, so that no change within its second can hide
+// (RFC 9110 §13.1.5, §8.8.2.2).
 func ifRangeOK(r *request, f *file) bool {
 	v := r.ifRange
 	if v == nil {
@@ -389,8 +391,21 @@ func ifRangeOK(r *request, f *file) bool {
 	if len(v) > 0 && (v[0] == '"' || bytes.HasPrefix(v, []byte("W/"))) {
 		return string(v) == f.etag
 	}
-	t, err := time.Parse(timeFormat, string(v))
-	return err == nil && t.Equal(f.mod)
+	t, err := parseHTTPDate(v)
+	return err == nil && t.Equal(f.mod) && time.Since(time.Unix(0, f.mtimeNs)) >= time.Second
+}
+
+// parseHTTPDate reads an HTTP date in IMF-fixdate or in the two obsolete
+// formats recipients must still accept (RFC 9110 §5.6.7).
+func parseHTTPDate(b []byte) (time.Time, error) {
+	var t time.Time
+	var err error
+	for _, layout := range []string{timeFormat, time.RFC850, time.ANSIC} {
+		if t, err = time.Parse(layout, string(b)); err == nil {
+			break
+		}
+	}
+	return t, err
 }
 
 type rangeStatus int
