@@ -800,3 +800,15 @@ func TestOnLoop(t *testing.T) {
 		}
 	})
 }
+
+// TestCurrentLoop: each loop's goroutine finds its own Loop; others nil.
+func TestCurrentLoop(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		require.Nil(t, CurrentLoop())
+		for _, l := range p.Loops() {
+			got := make(chan *Loop, 1)
+			require.NoError(t, l.Post(func() { got <- CurrentLoop() }))
+			require.Same(t, l, <-got)
+		}
+	})
+}
