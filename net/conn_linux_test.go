@@ -346,6 +346,55 @@ func TestCloseOnLoop(t *testing.T) {
 			require.ErrorIs(t, c.Close(), net.ErrClosed)
 			s.Close()
 		}
+		// Two loops each closing a connection of the other's at once:
+		// neither may wait for the other.
+		if len(p.Loops()) < 2 {
+			return
+		}
+		ln := testListen(t, p, "tcp")
+		defer ln.Close()
+		var cs [2]*Conn
+		var peers [2]net.Conn
+		for i := range cs {
+			// cs[i] lives on the other loop than the one closing it.
+			for cs[i] == nil {
+				c, s, err := pairOn(ln, p)
+				require.NoError(t, err)
+				switch p.Loops()[1-i] {
+				case c.Loop():
+					cs[i], peers[i] = c, s
+				case s.Loop():
+					cs[i], peers[i] = s, c
+				default:
+					c.Close()
+					s.Close()
+				}
+			}
+		}
+		var start sync.WaitGroup
+		start.Add(2)
+		closed := make(chan error, 2)
+		for i, l := range p.Loops()[:2] {
+			require.NoError(t, l.Post(func() {
+				start.Done()
+				start.Wait() // both loops are in their function now
+				closed <- cs[i].Close()
+			}))
+		}
+		for range 2 {
+			select {
+			case err := <-closed:
+				require.NoError(t, err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("two loops closing each other's connections deadlocked")
+			}
+		}
+		for _, s := range peers {
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err := s.Read(make([]byte, 1))
+			require.ErrorIs(t, err, io.EOF)
+			s.Close()
+		}
 	})
 }
 

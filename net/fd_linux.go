@@ -220,10 +220,11 @@ func (fd *netFD) Close() error {
 	close(fd.rd.cancel)
 	close(fd.wd.cancel)
 	fd.interrupt()
-	if fd.refs > 0 && fd.loop.OnLoop() {
+	if fd.refs > 0 && proactor.CurrentLoop() != nil {
 		// A handler, posted function or timer closed it while calls are
-		// in: they finish only after this returns to the loop, so the
-		// last of them closes sysfd.
+		// in: on its own loop they finish only after this returns, and
+		// waiting on another loop could deadlock with one that waits
+		// back. The last of them closes sysfd.
 		fd.lateClose = true
 		fd.mu.Unlock()
 		return nil
@@ -247,11 +248,22 @@ func (fd *netFD) Close() error {
 // behind it in the loop's FIFO queue is the barrier: when the Nop is back,
 // the posted function has run. Only then may the number be reused.
 func closeSysfd(loop *proactor.Loop, sysfd int) error {
-	if loop.OnLoop() {
+	switch cur := proactor.CurrentLoop(); {
+	case cur == loop:
 		// On the loop goroutine (Close from a handler): forget it here;
 		// waiting for the loop would wait for this call.
 		loop.CancelFdInLoop(sysfd)
-	} else if loop.Post(func() { loop.CancelFdInLoop(sysfd) }) == nil {
+	case cur != nil:
+		// Another loop's goroutine: waiting here could deadlock with
+		// that loop closing one of ours the same way. The owner forgets
+		// and closes it, a moment after this returns.
+		if loop.Post(func() {
+			loop.CancelFdInLoop(sysfd)
+			unix.Close(sysfd)
+		}) == nil {
+			return nil
+		}
+	case loop.Post(func() { loop.CancelFdInLoop(sysfd) }) == nil:
 		// Post fails only once the loop is closed and keeps no fd state.
 		_, _, _ = loop.DoUntil(proactor.Nop{}, time.Time{}, nil)
 	}
