@@ -217,7 +217,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 }
 
 // Close cancels any blocked Read or Write (they return net.ErrClosed),
-// waits for their ops to complete, and closes the socket.
+// waits for their ops to complete, and closes the socket. Called on a loop
+// goroutine (a handler, posted function or timer), where waiting could
+// stop that loop, it returns at once and the socket is closed moments
+// later, by its own loop or by the last call still using it.
 func (c *Conn) Close() error {
 	if !c.ok() {
 		return syscall.EINVAL
