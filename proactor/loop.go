@@ -863,7 +863,9 @@ func (l *Loop) runTimers() {
 	}
 	now := l.now()
 	for t := l.timers.popDue(now); t != nil; t = l.timers.popDue(now) {
-		l.call(t.f)
+		if !t.stopped.Load() {
+			l.call(t.f)
+		}
 	}
 }
 

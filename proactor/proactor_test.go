@@ -812,3 +812,23 @@ func TestCurrentLoop(t *testing.T) {
 		}
 	})
 }
+
+// TestTimerStopOnLoop: a timer stopped by another timer's callback does not
+// fire even when both are due in the same turn (the first one's callback
+// outlasts the second's delay).
+func TestTimerStopOnLoop(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		var fired atomic.Bool
+		done := make(chan struct{})
+		require.NoError(t, l.Post(func() {
+			var t2 *Timer
+			l.AfterFunc(5*time.Millisecond, func() { time.Sleep(30 * time.Millisecond) })
+			l.AfterFunc(10*time.Millisecond, func() { t2.Stop() })
+			t2 = l.AfterFunc(11*time.Millisecond, func() { fired.Store(true) })
+			l.AfterFunc(60*time.Millisecond, func() { close(done) })
+		}))
+		<-done
+		require.False(t, fired.Load(), "a timer stopped on the loop before it fired still fired")
+	})
+}

@@ -1,6 +1,9 @@
 package proactor
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Timer is a callback on a loop after a delay. Timers live in a binary heap
 // per loop: no SQE and no syscall each, so a loop holds 100,000 of them as
@@ -11,12 +14,17 @@ type Timer struct {
 	seq  uint64        // ties fire in the order they were set
 	f    func()
 	idx  int // position in the heap, -1 when not scheduled
+	// stopped: Stop was called. The loop checks it before firing, so a
+	// timer stopped by another timer's callback in the same turn, due
+	// too, does not fire; the heap entry goes with the posted removal.
+	stopped atomic.Bool
 }
 
 // Stop prevents the timer from firing if it has not fired yet. From the loop
 // goroutine it takes effect at once; from another goroutine, at the loop's
 // next turn (a timer due before then may still fire).
 func (t *Timer) Stop() {
+	t.stopped.Store(true)
 	_ = t.l.Post(func() { t.l.timers.remove(t) }) // a closed loop has no timers
 }
 
