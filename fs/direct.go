@@ -21,7 +21,12 @@ type Alignment struct {
 
 // Alignment returns the file's O_DIRECT alignment; the zero value for a
 // file opened without O_DIRECT.
-func (f *File) Alignment() Alignment { return f.align }
+func (f *File) Alignment() Alignment {
+	if f == nil {
+		return Alignment{}
+	}
+	return f.align
+}
 
 // defaultBlock is the alignment assumed when the kernel will not say:
 // 4096 satisfies every logical block size in common use (512 and 4096).

@@ -232,13 +232,28 @@ func sysMode(m FileMode) uint32 {
 
 // Fd returns the descriptor. It stays valid until Close; fs keeps its own
 // position for Read and Write, so the kernel's offset is not it.
-func (f *File) Fd() uintptr { return uintptr(f.fd) }
+func (f *File) Fd() uintptr {
+	if f == nil {
+		return ^uintptr(0) // as os.File
+	}
+	return uintptr(f.fd)
+}
 
 // Name returns the name the file was opened with.
-func (f *File) Name() string { return f.name }
+func (f *File) Name() string {
+	if f == nil {
+		return ""
+	}
+	return f.name
+}
 
 // Loop returns the loop the file's operations run on.
-func (f *File) Loop() *proactor.Loop { return f.loop }
+func (f *File) Loop() *proactor.Loop {
+	if f == nil {
+		return nil
+	}
+	return f.loop
+}
 
 // acquire registers an operation in flight; false once the file is closed.
 func (f *File) acquire() bool {
@@ -267,7 +282,7 @@ func (f *File) closing() bool { return f.ref.Load()&refClosed != 0 }
 // an error wrapping ErrClosed.
 func (f *File) Close() error {
 	if f == nil {
-		return &PathError{Op: "close", Err: unix.EINVAL}
+		return errNilFile
 	}
 	old := f.ref.Or(refClosed)
 	if old&refClosed != 0 {
@@ -347,6 +362,10 @@ func (f *File) resErr(ctx context.Context, res int32, hadDeadline bool) error {
 	}
 	return unix.Errno(-res)
 }
+
+// errNilFile is what the methods of a nil *File return, as *os.File's
+// do: os.ErrInvalid.
+var errNilFile = os.ErrInvalid
 
 func (f *File) pathErr(op string, err error) error {
 	return &PathError{Op: op, Path: f.name, Err: err}

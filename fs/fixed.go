@@ -20,12 +20,18 @@ import (
 // O_DIRECT, the buffer slice, off and n must be aligned (Alignment).
 // ctx may cancel the read or give it a deadline.
 func (f *File) ReadAtFixed(ctx context.Context, bufs *proactor.FixedBuffers, i int, off int64, n int) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	return f.fixedIO(ctx, "read", bufs, i, off, n)
 }
 
 // WriteAtFixed writes n bytes (0: the whole buffer) of buffer i of bufs at
 // off (IORING_OP_WRITE_FIXED), as ReadAtFixed reads; the count may be short.
 func (f *File) WriteAtFixed(ctx context.Context, bufs *proactor.FixedBuffers, i int, off int64, n int) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if f.append {
 		return 0, f.pathErr("writeat", errAppendWriteAt)
 	}

@@ -14,22 +14,36 @@ import (
 )
 
 // Sync flushes the file's data and metadata to storage (fsync).
-func (f *File) Sync() error { return f.simple(noCtx, "sync", &proactor.Fsync{Fd: f.fd}) }
+func (f *File) Sync() error {
+	if f == nil {
+		return errNilFile
+	}
+	return f.simple(noCtx, "sync", &proactor.Fsync{Fd: f.fd})
+}
 
 // SyncContext is Sync that stops waiting when ctx ends (an fsync already
 // running in the kernel still finishes there).
 func (f *File) SyncContext(ctx context.Context) error {
+	if f == nil {
+		return errNilFile
+	}
 	return f.simple(ctx, "sync", &proactor.Fsync{Fd: f.fd})
 }
 
 // Datasync flushes the file's data, and only the metadata needed to read
 // it back (fdatasync).
 func (f *File) Datasync() error {
+	if f == nil {
+		return errNilFile
+	}
 	return f.simple(noCtx, "datasync", &proactor.Fsync{Fd: f.fd, Datasync: true})
 }
 
 // DatasyncContext is Datasync with a context.
 func (f *File) DatasyncContext(ctx context.Context) error {
+	if f == nil {
+		return errNilFile
+	}
 	return f.simple(ctx, "datasync", &proactor.Fsync{Fd: f.fd, Datasync: true})
 }
 
@@ -37,6 +51,9 @@ func (f *File) DatasyncContext(ctx context.Context) error {
 // grows if off+n is past its end, and later writes there will not fail
 // for lack of space.
 func (f *File) Allocate(off, n int64) error {
+	if f == nil {
+		return errNilFile
+	}
 	if off < 0 || n <= 0 {
 		return f.pathErr("allocate", unix.EINVAL)
 	}
@@ -46,6 +63,9 @@ func (f *File) Allocate(off, n int64) error {
 // Truncate changes the file's size (IORING_OP_FTRUNCATE on 6.9+,
 // ftruncate(2) on a worker otherwise).
 func (f *File) Truncate(size int64) error {
+	if f == nil {
+		return errNilFile
+	}
 	if size < 0 {
 		return f.pathErr("truncate", unix.EINVAL)
 	}
@@ -56,6 +76,9 @@ func (f *File) Truncate(size int64) error {
 // (posix_fadvise; n == 0 means to the end of the file), with the
 // unix.FADV_* advice values.
 func (f *File) Advise(off, n int64, advice int) error {
+	if f == nil {
+		return errNilFile
+	}
 	if off < 0 || n < 0 {
 		return f.pathErr("fadvise", unix.EINVAL)
 	}
@@ -87,6 +110,9 @@ func (f *File) simple(ctx context.Context, name string, op proactor.Op) error {
 // Stat returns the file's metadata, from statx through the proactor
 // (IORING_OP_STATX, 5.6). Its Sys() is the *unix.Statx_t.
 func (f *File) Stat() (iofs.FileInfo, error) {
+	if f == nil {
+		return nil, errNilFile
+	}
 	st, err := f.Statx(unix.STATX_BASIC_STATS | unix.STATX_BTIME)
 	if err != nil {
 		return nil, err
@@ -97,6 +123,9 @@ func (f *File) Stat() (iofs.FileInfo, error) {
 // Statx returns the raw statx result for mask (unix.STATX_* bits); the
 // kernel may fill more or fewer fields than asked for (see Mask).
 func (f *File) Statx(mask uint32) (*unix.Statx_t, error) {
+	if f == nil {
+		return nil, errNilFile
+	}
 	op := &proactor.Statx{Dir: f.fd, Flags: unix.AT_EMPTY_PATH, Mask: mask}
 	if err := f.simple(noCtx, "stat", op); err != nil {
 		return nil, err

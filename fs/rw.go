@@ -26,11 +26,19 @@ var (
 // reads and returns io.EOF when the file ends first. A read the page cache
 // can serve at once is done inline (preadv2 with RWF_NOWAIT), without a
 // trip through the ring; the rest goes through the proactor.
-func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.readAt(noCtx, p, off) }
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.readAt(noCtx, p, off)
+}
 
 // ReadAtContext is ReadAt that gives up when ctx ends, cancelling the
 // read in flight; it returns what was read before and ctx's error.
 func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	return f.readAt(ctx, p, off)
 }
 
@@ -117,10 +125,18 @@ func (f *File) pread(ctx context.Context, p []byte, off int64, inline bool) (int
 // WriteAt writes len(p) bytes at off, as io.WriterAt: it loops over short
 // writes. It is refused on a file opened with O_APPEND, where the kernel
 // would ignore off.
-func (f *File) WriteAt(p []byte, off int64) (int, error) { return f.writeAt(noCtx, p, off) }
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.writeAt(noCtx, p, off)
+}
 
 // WriteAtContext is WriteAt that gives up when ctx ends.
 func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	return f.writeAt(ctx, p, off)
 }
 
@@ -178,10 +194,20 @@ func (f *File) pwriteAll(ctx context.Context, p []byte, off int64) (n int, err e
 
 // Read reads up to len(p) bytes at the file position and advances it, as
 // io.Reader: one read, io.EOF only with 0 bytes at the end of file.
-func (f *File) Read(p []byte) (int, error) { return f.read(noCtx, p) }
+func (f *File) Read(p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.read(noCtx, p)
+}
 
 // ReadContext is Read that gives up when ctx ends.
-func (f *File) ReadContext(ctx context.Context, p []byte) (int, error) { return f.read(ctx, p) }
+func (f *File) ReadContext(ctx context.Context, p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.read(ctx, p)
+}
 
 func (f *File) read(ctx context.Context, p []byte) (int, error) {
 	if !f.acquire() {
@@ -211,10 +237,20 @@ func (f *File) read(ctx context.Context, p []byte) (int, error) {
 
 // Write writes p at the file position (at the end in O_APPEND mode) and
 // advances it; it loops over short writes, as io.Writer.
-func (f *File) Write(p []byte) (int, error) { return f.write(noCtx, p) }
+func (f *File) Write(p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.write(noCtx, p)
+}
 
 // WriteContext is Write that gives up when ctx ends.
-func (f *File) WriteContext(ctx context.Context, p []byte) (int, error) { return f.write(ctx, p) }
+func (f *File) WriteContext(ctx context.Context, p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.write(ctx, p)
+}
 
 func (f *File) write(ctx context.Context, p []byte) (int, error) {
 	if !f.acquire() {
@@ -239,6 +275,9 @@ func (f *File) write(ctx context.Context, p []byte) (int, error) {
 
 // Seek sets the position for the next Read or Write, as io.Seeker.
 func (f *File) Seek(offset int64, whence int) (int64, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if !f.acquire() {
 		return 0, f.pathErr("seek", ErrClosed)
 	}
@@ -274,19 +313,35 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 
 // ReadV reads into bufs in order at off (preadv): like ReadAt, it fills
 // every buffer or returns io.EOF, and returns the total read.
-func (f *File) ReadV(bufs [][]byte, off int64) (int, error) { return f.vec(noCtx, bufs, off, false) }
+func (f *File) ReadV(bufs [][]byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.vec(noCtx, bufs, off, false)
+}
 
 // ReadVContext is ReadV that gives up when ctx ends.
 func (f *File) ReadVContext(ctx context.Context, bufs [][]byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	return f.vec(ctx, bufs, off, false)
 }
 
 // WriteV writes bufs in order at off (pwritev), looping over short
 // writes, and returns the total written.
-func (f *File) WriteV(bufs [][]byte, off int64) (int, error) { return f.vec(noCtx, bufs, off, true) }
+func (f *File) WriteV(bufs [][]byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
+	return f.vec(noCtx, bufs, off, true)
+}
 
 // WriteVContext is WriteV that gives up when ctx ends.
 func (f *File) WriteVContext(ctx context.Context, bufs [][]byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	return f.vec(ctx, bufs, off, true)
 }
 
@@ -318,16 +373,19 @@ func (f *File) vec(ctx context.Context, bufs [][]byte, off int64, write bool) (n
 		iovs = append(iovs, unix.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))})
 	}
 	for len(iovs) > 0 {
+		// At most IOV_MAX iovecs per call, or the kernel says EINVAL; the
+		// loop takes the rest as it would a short transfer.
+		chunk := iovs[:min(len(iovs), iovMax)]
 		var res int32
 		if write {
 			op := writevPool.Get().(*proactor.Writev)
-			op.Fd, op.Iovs, op.Off = f.fd, iovs, off
+			op.Fd, op.Iovs, op.Off = f.fd, chunk, off
 			res, err = f.do(ctx, op)
 			op.Iovs = nil
 			writevPool.Put(op)
 		} else {
 			op := readvPool.Get().(*proactor.Readv)
-			op.Fd, op.Iovs, op.Off = f.fd, iovs, off
+			op.Fd, op.Iovs, op.Off = f.fd, chunk, off
 			res, err = f.do(ctx, op)
 			op.Iovs = nil
 			readvPool.Put(op)
@@ -356,6 +414,9 @@ func (f *File) vec(ctx context.Context, bufs [][]byte, off int64, write bool) (n
 	}
 	return n, nil
 }
+
+// iovMax is the kernel's IOV_MAX (UIO_MAXIOV).
+const iovMax = 1024
 
 // advance drops the first n bytes from iovs.
 func advance(iovs []unix.Iovec, n int) []unix.Iovec {

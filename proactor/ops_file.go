@@ -27,7 +27,7 @@ func (o *Read) Opcode() ring.Op   { return ring.OpRead }
 func (o *Read) PollFd() int       { return o.Fd }
 func (o *Read) Readiness() uint32 { return pollable(o.Pollable, unix.EPOLLIN) }
 func (o *Read) Prep(sqe *ring.SQE) {
-	ring.PrepRead(sqe, int32(o.Fd), o.Buf, offset(o.Off))
+	ring.PrepRead(sqe, int32(o.Fd), capRW(o.Buf), offset(o.Off))
 }
 func (o *Read) Perform() (int32, uint32) {
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(o.Buf)))
@@ -50,7 +50,7 @@ func (o *Write) Opcode() ring.Op   { return ring.OpWrite }
 func (o *Write) PollFd() int       { return o.Fd }
 func (o *Write) Readiness() uint32 { return pollable(o.Pollable, unix.EPOLLOUT) }
 func (o *Write) Prep(sqe *ring.SQE) {
-	ring.PrepWrite(sqe, int32(o.Fd), o.Buf, offset(o.Off))
+	ring.PrepWrite(sqe, int32(o.Fd), capRW(o.Buf), offset(o.Off))
 }
 func (o *Write) Perform() (int32, uint32) {
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(o.Buf)))
@@ -282,6 +282,15 @@ func pollable(p bool, ev uint32) uint32 {
 	}
 	return 0
 }
+
+// maxRW is the most one read or write moves, as read(2) and write(2) cap
+// it (Linux's MAX_RW_COUNT); it also keeps the result within an int32.
+const maxRW = 0x7ffff000
+
+// capRW cuts b to maxRW for an SQE, whose length field has 32 bits: a
+// longer buffer would wrap around (4 GiB became a read of 0 bytes). The
+// transfer is short instead, as from the syscall, and callers loop.
+func capRW(b []byte) []byte { return b[:min(len(b), maxRW)] }
 
 func offset(off int64) uint64 {
 	if off < 0 {

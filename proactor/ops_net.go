@@ -113,7 +113,7 @@ func (o *Recv) Opcode() ring.Op   { return ring.OpRecv }
 func (o *Recv) PollFd() int       { return o.Fd }
 func (o *Recv) Readiness() uint32 { return unix.EPOLLIN }
 func (o *Recv) Prep(sqe *ring.SQE) {
-	ring.PrepRecv(sqe, int32(o.Fd), o.Buf, uint32(o.Flags))
+	ring.PrepRecv(sqe, int32(o.Fd), capRW(o.Buf), uint32(o.Flags))
 }
 func (o *Recv) Perform() (int32, uint32) {
 	return recv(o.Fd, o.Buf, o.Flags), 0
@@ -140,7 +140,7 @@ func (o *Send) Opcode() ring.Op   { return ring.OpSend }
 func (o *Send) PollFd() int       { return o.Fd }
 func (o *Send) Readiness() uint32 { return unix.EPOLLOUT }
 func (o *Send) Prep(sqe *ring.SQE) {
-	ring.PrepSend(sqe, int32(o.Fd), o.Buf, uint32(o.Flags|unix.MSG_NOSIGNAL))
+	ring.PrepSend(sqe, int32(o.Fd), capRW(o.Buf), uint32(o.Flags|unix.MSG_NOSIGNAL))
 }
 func (o *Send) Perform() (int32, uint32) {
 	return send(o.Fd, o.Buf, o.Flags), 0
@@ -170,7 +170,7 @@ func (o *SendZC) Opcode() ring.Op   { return ring.OpSendZC }
 func (o *SendZC) PollFd() int       { return o.Fd }
 func (o *SendZC) Readiness() uint32 { return unix.EPOLLOUT }
 func (o *SendZC) Prep(sqe *ring.SQE) {
-	ring.PrepSendZC(sqe, int32(o.Fd), o.Buf, uint32(o.Flags|unix.MSG_NOSIGNAL), 0)
+	ring.PrepSendZC(sqe, int32(o.Fd), capRW(o.Buf), uint32(o.Flags|unix.MSG_NOSIGNAL), 0)
 }
 func (o *SendZC) Perform() (int32, uint32) {
 	if o.sent {
