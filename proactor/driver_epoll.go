@@ -162,5 +162,11 @@ func (d *epollDriver) poll() bool {
 	}
 	fds := [1]unix.PollFd{{Fd: int32(d.r.Fd()), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds[:], 0)
+	if err == unix.EINTR {
+		// A signal (Go preempts a goroutine that runs 10 ms with one)
+		// is no event. Counted as one, it ended every poll early, so an
+		// idle loop never finished a quiet Spin and polled for good.
+		return false
+	}
 	return err != nil || n > 0
 }
