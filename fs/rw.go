@@ -27,22 +27,19 @@ var (
 // can serve at once is done inline (preadv2 with RWF_NOWAIT), without a
 // trip through the ring; the rest goes through the proactor.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.readAt(noCtx, p, off)
 }
 
 // ReadAtContext is ReadAt that gives up when ctx ends, cancelling the
 // read in flight; it returns what was read before and ctx's error.
 func (f *File) ReadAtContext(ctx context.Context, p []byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.readAt(ctx, p, off)
 }
 
 func (f *File) readAt(ctx context.Context, p []byte, off int64) (n int, err error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if off < 0 {
 		return 0, f.pathErr("readat", errNegativeOffset)
 	}
@@ -126,21 +123,18 @@ func (f *File) pread(ctx context.Context, p []byte, off int64, inline bool) (int
 // writes. It is refused on a file opened with O_APPEND, where the kernel
 // would ignore off.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.writeAt(noCtx, p, off)
 }
 
 // WriteAtContext is WriteAt that gives up when ctx ends.
 func (f *File) WriteAtContext(ctx context.Context, p []byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.writeAt(ctx, p, off)
 }
 
 func (f *File) writeAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if f.append {
 		return 0, f.pathErr("writeat", errAppendWriteAt)
 	}
@@ -195,21 +189,18 @@ func (f *File) pwriteAll(ctx context.Context, p []byte, off int64) (n int, err e
 // Read reads up to len(p) bytes at the file position and advances it, as
 // io.Reader: one read, io.EOF only with 0 bytes at the end of file.
 func (f *File) Read(p []byte) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.read(noCtx, p)
 }
 
 // ReadContext is Read that gives up when ctx ends.
 func (f *File) ReadContext(ctx context.Context, p []byte) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.read(ctx, p)
 }
 
 func (f *File) read(ctx context.Context, p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if !f.acquire() {
 		return 0, f.pathErr("read", ErrClosed)
 	}
@@ -238,21 +229,18 @@ func (f *File) read(ctx context.Context, p []byte) (int, error) {
 // Write writes p at the file position (at the end in O_APPEND mode) and
 // advances it; it loops over short writes, as io.Writer.
 func (f *File) Write(p []byte) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.write(noCtx, p)
 }
 
 // WriteContext is Write that gives up when ctx ends.
 func (f *File) WriteContext(ctx context.Context, p []byte) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.write(ctx, p)
 }
 
 func (f *File) write(ctx context.Context, p []byte) (int, error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	if !f.acquire() {
 		return 0, f.pathErr("write", ErrClosed)
 	}
@@ -314,38 +302,29 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 // ReadV reads into bufs in order at off (preadv): like ReadAt, it fills
 // every buffer or returns io.EOF, and returns the total read.
 func (f *File) ReadV(bufs [][]byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.vec(noCtx, bufs, off, false)
 }
 
 // ReadVContext is ReadV that gives up when ctx ends.
 func (f *File) ReadVContext(ctx context.Context, bufs [][]byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.vec(ctx, bufs, off, false)
 }
 
 // WriteV writes bufs in order at off (pwritev), looping over short
 // writes, and returns the total written.
 func (f *File) WriteV(bufs [][]byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.vec(noCtx, bufs, off, true)
 }
 
 // WriteVContext is WriteV that gives up when ctx ends.
 func (f *File) WriteVContext(ctx context.Context, bufs [][]byte, off int64) (int, error) {
-	if f == nil {
-		return 0, errNilFile
-	}
 	return f.vec(ctx, bufs, off, true)
 }
 
 func (f *File) vec(ctx context.Context, bufs [][]byte, off int64, write bool) (n int, err error) {
+	if f == nil {
+		return 0, errNilFile
+	}
 	name := "readv"
 	if write {
 		name = "writev"
