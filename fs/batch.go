@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -120,6 +121,12 @@ type batchOp struct {
 // Batch returns an empty batch whose ReadAt, WriteAt, Sync and Datasync
 // act on f, on f's loop.
 func (f *File) Batch() *Batch {
+	if f == nil {
+		// Every op fails with os.ErrInvalid, as f's methods do.
+		b := &Batch{}
+		b.init()
+		return b
+	}
 	b := &Batch{p: f.p, loop: f.loop, file: f}
 	b.init()
 	return b
@@ -174,7 +181,7 @@ func (b *Batch) DatasyncOn(f *File) int { return b.add(f, bDatasync, nil, 0) }
 
 var (
 	errSubmitted = errors.New("fs: batch already submitted")
-	errNoFile    = errors.New("fs: batch op without a file")
+	errNoFile    = fmt.Errorf("fs: batch op without a file: %w", os.ErrInvalid)
 	errDepOrder  = errors.New("fs: a batch op can only wait for ops added before it")
 )
 
@@ -267,6 +274,12 @@ func (b *Batch) Submit() error {
 			}
 		}
 	}
+	if b.loop == nil {
+		// A nil File's batch: every op has failed already (errNoFile or
+		// errOtherProactor), and there is no loop to hand them to.
+		b.start()
+		return nil
+	}
 	if err := b.loop.Post(b.startFn); err != nil {
 		// The proactor is closed, so the loop will never start the batch:
 		// fail every op here, on the caller's goroutine, which complete
@@ -352,7 +365,7 @@ func (b *Batch) launch(o *batchOp) {
 	}
 	id, err := b.loop.SubmitInLoop(op, o.h)
 	if err != nil {
-		b.complete(o, o.done, o.f.pathErr(o.name(), err))
+		b.complete(o, o.done, o.f.pathErr(o.name(), engineErr(err)))
 		return
 	}
 	o.id, o.live = id, true
@@ -436,7 +449,7 @@ func (b *Batch) complete(o *batchOp, n int, err error) {
 // finished), and ops not started yet do not start. Wait or Next still
 // deliver every result.
 func (b *Batch) Cancel() {
-	if !b.submitted || b.taken == b.n {
+	if !b.submitted || b.taken == b.n || b.loop == nil {
 		return
 	}
 	// The cancel runs on the loop and reads the ops, so Reset waits for

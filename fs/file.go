@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"os"
 	"strings"
@@ -336,12 +337,26 @@ func (f *File) do(ctx context.Context, op proactor.Op) (int32, error) {
 	}
 	res, _, err := f.loop.DoUntil(op, deadline, cancel)
 	if err != nil {
-		return 0, err
+		return 0, engineErr(err)
 	}
 	if res >= 0 {
 		return res, nil
 	}
 	return res, f.resErr(ctx, res, !deadline.IsZero())
+}
+
+// errProactorClosed is what a File's operations return once its proactor
+// has closed: the File can do nothing more but Close, so it answers as a
+// closed *os.File would (os.ErrClosed), and the cause stays visible to
+// errors.Is(err, proactor.ErrClosed).
+var errProactorClosed = fmt.Errorf("%w (%w)", ErrClosed, proactor.ErrClosed)
+
+// engineErr turns the proactor's ErrClosed into errProactorClosed.
+func engineErr(err error) error {
+	if errors.Is(err, proactor.ErrClosed) {
+		return errProactorClosed
+	}
+	return err
 }
 
 // resErr explains a negative result: a cancel is ctx's doing, the

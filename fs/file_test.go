@@ -311,6 +311,34 @@ func TestErrors(t *testing.T) {
 	})
 }
 
+// TestProactorClosed: a File whose proactor has closed answers like a
+// closed *os.File (os.ErrClosed), and the cause stays visible
+// (proactor.ErrClosed), on both drivers.
+func TestProactorClosed(t *testing.T) {
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			o := d.opts
+			o.Logger = quiet
+			p, err := proactor.New(o)
+			if errors.Is(err, proactor.ErrUnavailable) {
+				t.Skipf("io_uring unavailable: %v", err)
+			}
+			require.NoError(t, err)
+			f, err := OpenFileOptions(filepath.Join(t.TempDir(), "f"), os.O_RDWR|os.O_CREATE, 0o600, opts(p))
+			require.NoError(t, err)
+			require.NoError(t, p.Close())
+			for name, err := range map[string]error{
+				"Sync":     f.Sync(),
+				"Truncate": f.Truncate(0),
+			} {
+				assert.ErrorIs(t, err, os.ErrClosed, name)
+				assert.ErrorIs(t, err, proactor.ErrClosed, name)
+			}
+			assert.NoError(t, f.Close(), "the descriptor is still the File's to close")
+		})
+	}
+}
+
 // TestErrPermission: root bypasses permission bits, but not an immutable
 // file (chattr +i), which refuses to be opened for writing with EPERM.
 func TestErrPermission(t *testing.T) {

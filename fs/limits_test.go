@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,6 +101,20 @@ func TestNilFile(t *testing.T) {
 		"Allocate": func() error { return f.Allocate(0, 1) },
 		"Advise":   func() error { return f.Advise(0, 1, unix.FADV_NORMAL) },
 		"Close":    f.Close,
+		"Batch": func() error {
+			b := f.Batch()
+			b.ReadAt(buf, 0)
+			b.Sync()
+			if err := b.Submit(); err != nil {
+				return err
+			}
+			b.Cancel()
+			rs, err := b.Wait()
+			if len(rs) != 2 || !errors.Is(rs[1].Err, os.ErrInvalid) {
+				return fmt.Errorf("results %v", rs)
+			}
+			return err
+		},
 	} {
 		if err := call(); !errors.Is(err, os.ErrInvalid) {
 			t.Errorf("%s on a nil *File: %v, want os.ErrInvalid", name, err)
