@@ -283,13 +283,19 @@ func (l *Loop) Post(fn func()) error {
 }
 
 // AfterFunc runs f on the loop goroutine after d. Safe from any goroutine.
+// Timers still pending when the loop closes never fire, and on a closed
+// loop f never runs (the Timer's Stop reports false).
 func (l *Loop) AfterFunc(d time.Duration, f func()) *Timer {
 	// The deadline counts from now, not from when the loop gets to the
 	// task: timers set in order must fire in order even when the loop
 	// takes them in different turns. epoch is immutable, so any
 	// goroutine may read the loop's clock.
 	t := &Timer{l: l, f: f, idx: -1, when: l.now() + max(d, 0)}
-	_ = l.enqueue(task{timer: t})
+	if l.enqueue(task{timer: t}) != nil {
+		// A closed loop: f will never run, so the timer was never
+		// pending, and Stop says so.
+		t.state.Store(timerStopped)
+	}
 	return t
 }
 
@@ -863,7 +869,7 @@ func (l *Loop) runTimers() {
 	}
 	now := l.now()
 	for t := l.timers.popDue(now); t != nil; t = l.timers.popDue(now) {
-		if !t.stopped.Load() {
+		if t.state.CompareAndSwap(timerPending, timerFired) {
 			l.call(t.f)
 		}
 	}

@@ -832,3 +832,34 @@ func TestTimerStopOnLoop(t *testing.T) {
 		require.False(t, fired.Load(), "a timer stopped on the loop before it fired still fired")
 	})
 }
+
+// TestTimerStopResult: Stop reports whether it kept f from running, as
+// time.Timer's does: true while pending, false once fired or stopped, and
+// false for a timer set on a closed loop, which never fires.
+func TestTimerStopResult(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		l := p.Loop(0)
+		fired := make(chan struct{})
+		t1 := l.AfterFunc(time.Millisecond, func() { close(fired) })
+		<-fired
+		require.False(t, t1.Stop(), "Stop after the timer fired")
+
+		var ran atomic.Bool
+		t2 := l.AfterFunc(time.Hour, func() { ran.Store(true) })
+		require.True(t, t2.Stop(), "Stop of a pending timer")
+		require.False(t, t2.Stop(), "second Stop")
+
+		// Stop from the timer's own callback: it has fired.
+		got := make(chan bool)
+		var t3 *Timer
+		ready := make(chan struct{})
+		t3 = l.AfterFunc(time.Millisecond, func() { <-ready; got <- t3.Stop() })
+		close(ready)
+		require.False(t, <-got, "Stop from the timer's own callback")
+		require.False(t, ran.Load())
+
+		require.NoError(t, p.Close())
+		tm := l.AfterFunc(0, func() { t.Error("a timer on a closed loop fired") })
+		require.False(t, tm.Stop(), "a timer on a closed loop was never pending")
+	})
+}

@@ -14,18 +14,30 @@ type Timer struct {
 	seq  uint64        // ties fire in the order they were set
 	f    func()
 	idx  int // position in the heap, -1 when not scheduled
-	// stopped: Stop was called. The loop checks it before firing, so a
-	// timer stopped by another timer's callback in the same turn, due
-	// too, does not fire; the heap entry goes with the posted removal.
-	stopped atomic.Bool
+	// state is timerPending until the loop fires the timer or Stop stops
+	// it, whichever swaps it first: so Stop can say which happened, and a
+	// timer stopped by another timer's callback in the same turn, due too,
+	// does not fire. The heap entry goes with the posted removal.
+	state atomic.Int32
 }
 
-// Stop prevents the timer from firing if it has not fired yet. From the loop
-// goroutine it takes effect at once; from another goroutine, at the loop's
-// next turn (a timer due before then may still fire).
-func (t *Timer) Stop() {
-	t.stopped.Store(true)
+const (
+	timerPending int32 = iota
+	timerFired
+	timerStopped
+)
+
+// Stop prevents the timer from firing and reports whether it did, as
+// time.Timer's Stop does: false if f has already been called (or is
+// running) or the timer was stopped before. From the loop goroutine it
+// takes effect at once; from another goroutine, the loop may already be
+// firing the timer, and then Stop reports false.
+func (t *Timer) Stop() bool {
+	if !t.state.CompareAndSwap(timerPending, timerStopped) {
+		return false
+	}
 	_ = t.l.Post(func() { t.l.timers.remove(t) }) // a closed loop has no timers
+	return true
 }
 
 type timerHeap []*Timer
