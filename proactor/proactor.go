@@ -19,7 +19,8 @@ type Options struct {
 	// (GOMAXPROCS).
 	Loops int
 	// Entries is each ring's SQ size (default 1024; the CQ is 4 times it,
-	// as multishot ops post many CQEs per SQE).
+	// as multishot ops post many CQEs per SQE). The kernel rounds it up to
+	// a power of two; above MaxEntries, its limit, it is clamped to that.
 	Entries uint32
 	// Kernel restricts the runtime to what that kernel release had
 	// ("5.10"); empty means the RINGO_KERNEL environment variable, or the
@@ -53,6 +54,9 @@ type Options struct {
 	OnPanic func(loop int, v any)
 }
 
+// MaxEntries is the largest SQ the kernel sets up (IORING_MAX_ENTRIES).
+const MaxEntries = 32768
+
 // Proactor is a set of loops sharing one backend choice.
 type Proactor struct {
 	opts    Options
@@ -70,6 +74,9 @@ func New(opts Options) (*Proactor, error) {
 	if opts.Entries == 0 {
 		opts.Entries = 1024
 	}
+	// Clamped here, not only by IORING_SETUP_CLAMP: the CQ size is 4 times
+	// it, which must not wrap around 32 bits.
+	opts.Entries = min(opts.Entries, MaxEntries)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

@@ -863,3 +863,18 @@ func TestTimerStopResult(t *testing.T) {
 		require.False(t, tm.Stop(), "a timer on a closed loop was never pending")
 	})
 }
+
+// TestEntriesClamped: any Entries sets up a working loop, the same on both
+// drivers. Above MaxEntries it is clamped; before, 1<<30 made the CQ size
+// (4 times it) wrap to 0 and io_uring_setup failed with EINVAL.
+func TestEntriesClamped(t *testing.T) {
+	for _, b := range []Backend{Uring, Epoll} {
+		for _, e := range []uint32{3, MaxEntries, 1 << 30, 1 << 31, ^uint32(0)} {
+			p := newProactor(t, Options{Backend: b, Loops: 1, Entries: e})
+			res, _, err := p.Loop(0).Do(context.Background(), &Nop{})
+			require.NoError(t, err, "%v, Entries %d", b, e)
+			require.Zero(t, res)
+			require.NoError(t, p.Close())
+		}
+	}
+}
