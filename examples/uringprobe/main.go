@@ -89,15 +89,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		stdout.Write(schemaJSON)
 		return exitUsable
 	}
-	k := *kernel
+	k, from := *kernel, "-kernel"
 	if k == "" {
-		k = os.Getenv(proactor.EnvKernel)
+		k, from = os.Getenv(proactor.EnvKernel), proactor.EnvKernel
 	}
 	if k == "" {
 		k = "native"
 	}
 	if _, err := parseKernel(k); err != nil {
-		fmt.Fprintf(stderr, "uringprobe: -kernel: %v\n", err)
+		fmt.Fprintf(stderr, "uringprobe: %s: %v\n", from, err)
 		return exitProbeFailed
 	}
 

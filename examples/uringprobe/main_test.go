@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ringo-io/ringo/internal/seccomptest"
+	"github.com/ringo-io/ringo/proactor"
 )
 
 // TestMain installs the seccomp filter when seccomptest re-executed this
@@ -92,4 +93,47 @@ func TestColourOnlyOnTerminal(t *testing.T) {
 	if bytes.Contains(out.Bytes(), []byte("\x1b[")) {
 		t.Error("escape codes in the table written to a buffer")
 	}
+}
+
+// TestBadEnvironment: a RINGO_KERNEL that does not parse is blamed on the
+// variable, not on -kernel; a RINGO_BACKEND ringo refuses makes the report
+// say why (reason "other" naming the variable), never "ok".
+func TestBadEnvironment(t *testing.T) {
+	t.Setenv(proactor.EnvKernel, "junk")
+	var out, errb bytes.Buffer
+	if code := run(nil, &out, &errb); code != exitProbeFailed || !strings.Contains(errb.String(), "RINGO_KERNEL") || strings.Contains(errb.String(), "-kernel") {
+		t.Errorf("RINGO_KERNEL=junk: exit %d, stderr %q", code, errb.String())
+	}
+	t.Setenv(proactor.EnvKernel, "")
+	t.Setenv(proactor.EnvBackend, "bogus")
+	rep, _, code := runJSON(t)
+	if code != exitUnavailable || rep.Verdict != verdictUnavailable || rep.Reason != "other" || !strings.Contains(rep.Why, "bogus") {
+		t.Errorf("RINGO_BACKEND=bogus: exit %d, verdict %q, reason %q, why %q", code, rep.Verdict, rep.Reason, rep.Why)
+	}
+}
+
+// TestSimulationSource: the table names where the simulated release came
+// from.
+func TestSimulationSource(t *testing.T) {
+	t.Setenv(proactor.EnvKernel, "")
+	var out, errb bytes.Buffer
+	run([]string{"-kernel", "5.10"}, &out, &errb)
+	if !strings.Contains(out.String(), "5.10 (from -kernel)") {
+		t.Errorf("-kernel 5.10: %s", grepLine(out.String(), "simulating"))
+	}
+	t.Setenv(proactor.EnvKernel, "5.10")
+	out.Reset()
+	run(nil, &out, &errb)
+	if !strings.Contains(out.String(), "5.10 (from RINGO_KERNEL)") {
+		t.Errorf("RINGO_KERNEL=5.10: %s", grepLine(out.String(), "simulating"))
+	}
+}
+
+func grepLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return "no line with " + sub
 }

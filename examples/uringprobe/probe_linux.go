@@ -232,8 +232,13 @@ func (rep *Report) conclude(rf RingFacts, res sysinfo.SetupResult, f sysinfo.Fac
 		rep.Why = strings.TrimPrefix(rf.BackendWhy, rf.BackendCode+": ")
 	default:
 		code, why := sysinfo.Classify(errno, f)
-		if errno == 0 && rf.SetupErr != "" {
+		switch {
+		case errno == 0 && rf.SetupErr != "":
 			code, why = sysinfo.ReasonOther, rf.SetupErr
+		case errno == 0:
+			// The kernel would give a ring, but ringo refuses to start
+			// (a RINGO_BACKEND it does not know).
+			code, why = sysinfo.ReasonOther, "ringo will not start: "+rf.BackendErr
 		}
 		rep.Reason, rep.Why = string(code), why
 	}

@@ -77,7 +77,13 @@ func render(w io.Writer, rep Report, colour bool) {
 	row("  kernel", fmt.Sprintf("%s: %d.%d.%d from %s, %s", k.Release, k.Major, k.Minor, k.Patch, k.Source, k.Machine))
 	sim := "no (native)"
 	if k.Simulated != nil {
-		sim = *k.Simulated + " (as RINGO_KERNEL=" + *k.Simulated + ")"
+		// -kernel wins over RINGO_KERNEL, so the variable is the source
+		// only when it names the release simulated.
+		from := "-kernel"
+		if r, err := parseKernel(rep.Knobs.Kernel); err == nil && rep.Knobs.Kernel != "" && r.String() == *k.Simulated {
+			from = "RINGO_KERNEL"
+		}
+		sim = *k.Simulated + " (from " + from + ")"
 	}
 	row("  simulating", sim)
 	row("  RINGO_BACKEND", orDash(rep.Knobs.Backend))
