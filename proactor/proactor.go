@@ -16,7 +16,7 @@ type Options struct {
 	// RINGO_BACKEND environment variable (auto, uring, epoll) decides.
 	Backend Backend
 	// Loops is the number of shards; default one per usable CPU
-	// (GOMAXPROCS).
+	// (GOMAXPROCS). At most MaxLoops.
 	Loops int
 	// Entries is each ring's SQ size (default 1024; the CQ is 4 times it,
 	// as multishot ops post many CQEs per SQE). The kernel rounds it up to
@@ -54,6 +54,12 @@ type Options struct {
 	OnPanic func(loop int, v any)
 }
 
+// MaxLoops bounds Options.Loops. Each loop has a ring and a goroutine, and
+// with WaitEnter a locked OS thread: beyond Go's 10,000-thread limit the
+// runtime kills the process, so a mistyped count must be an error first.
+// Loops are shards of the machine's CPUs, so real counts are far below.
+const MaxLoops = 1024
+
 // MaxEntries is the largest SQ the kernel sets up (IORING_MAX_ENTRIES).
 const MaxEntries = 32768
 
@@ -70,6 +76,9 @@ type Proactor struct {
 func New(opts Options) (*Proactor, error) {
 	if opts.Loops <= 0 {
 		opts.Loops = runtime.GOMAXPROCS(0)
+	}
+	if opts.Loops > MaxLoops {
+		return nil, fmt.Errorf("proactor: Loops %d: want at most %d", opts.Loops, MaxLoops)
 	}
 	if opts.Entries == 0 {
 		opts.Entries = 1024

@@ -878,3 +878,13 @@ func TestEntriesClamped(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxLoops: a loop count past MaxLoops is an error, not thread
+// exhaustion (with WaitEnter every loop locks an OS thread, and Go kills
+// the process past 10,000).
+func TestMaxLoops(t *testing.T) {
+	p, err := New(Options{Backend: Epoll, Loops: 100000, Wait: WaitEnter, Logger: quiet})
+	require.Error(t, err)
+	require.Nil(t, p)
+	require.Contains(t, err.Error(), "Loops 100000")
+}

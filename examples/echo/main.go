@@ -71,8 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		fmt.Fprintf(stderr, "echo: -backend: %v\n", err)
 		return 2
 	}
-	if *loops < 0 {
-		fmt.Fprintf(stderr, "echo: -loops %d: want >= 0\n", *loops)
+	if *loops < 0 || *loops > proactor.MaxLoops {
+		fmt.Fprintf(stderr, "echo: -loops %d: want 0 to %d\n", *loops, proactor.MaxLoops)
 		return 2
 	}
 	if *spin < 0 {

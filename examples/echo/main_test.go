@@ -86,7 +86,7 @@ func TestEcho(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"-api", "x"}, {"-backend", "x"}, {"-wait", "x"}, {"-loops", "-1"}, {"-spin", "-1us"}, {"extra"}} {
+	for _, args := range [][]string{{"-api", "x"}, {"-backend", "x"}, {"-wait", "x"}, {"-loops", "-1"}, {"-loops", "100000"}, {"-spin", "-1us"}, {"extra"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb, nil); code != 2 || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errb.String())

@@ -108,6 +108,9 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	if *spin < 0 {
 		return fmt.Errorf("-spin %v: want >= 0", *spin)
 	}
+	if *loops < 0 || *loops > proactor.MaxLoops {
+		return fmt.Errorf("-loops %d: want 0 to %d", *loops, proactor.MaxLoops)
+	}
 	if fi, err := os.Stat(cfg.root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("-root %q is not a directory", cfg.root)
 	}

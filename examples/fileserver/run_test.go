@@ -98,6 +98,8 @@ func TestRunErrors(t *testing.T) {
 		{"-backend", "kqueue"},
 		{"-wait", "spin"},
 		{"-spin", "-1us"},
+		{"-loops", "-1"},
+		{"-loops", "100000"}, // a thread each: past Go's 10,000-thread limit
 		{"-bogus"},
 		{"extra"},
 	} {
