@@ -137,3 +137,12 @@ func grepLine(s, sub string) string {
 	}
 	return "no line with " + sub
 }
+
+// TestNoRingNoTrial: a kernel before io_uring has no ring to try setup
+// flags on, and the report does not claim it tried.
+func TestNoRingNoTrial(t *testing.T) {
+	rep, _, _ := runJSON(t, "-kernel", "4.19")
+	if rep.SetupFlags.Method != "none" || rep.SetupFlags.Raw != 0 {
+		t.Errorf("-kernel 4.19: setup_flags method %q, raw %#x", rep.SetupFlags.Method, rep.SetupFlags.Raw)
+	}
+}

@@ -59,7 +59,15 @@ func probeSetupFlags(rel, eff ring.Release) FlagSet {
 			accepted = uint32(q) &^ tooNew
 		}
 	}
-	if method == "trial" {
+	var all uint32
+	for _, fl := range ring.SetupFlags {
+		all |= fl.Bit
+	}
+	switch {
+	case tooNew == all:
+		// Before 5.1 there is no ring to try flags on.
+		method = "none"
+	case method == "trial":
 		accepted, notes = trySetupFlags(tooNew)
 	}
 	for _, fl := range ring.SetupFlags {

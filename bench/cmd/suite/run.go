@@ -257,7 +257,8 @@ func (p *proc) stop() {
 	}
 }
 
-// cpuSeconds is the user+system CPU time of pid and its reaped children.
+// cpuSeconds is the user+system CPU time of pid (its threads, not its
+// children: every measured server is one process).
 func cpuSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
