@@ -34,9 +34,14 @@ func (r *Ring) GetSQE() *SQE {
 	if sq.sqeTail-head >= sq.entries {
 		return nil
 	}
-	sqe := &sq.sqes[sq.sqeTail&sq.mask]
+	sqe := (*SQE)(unsafe.Add(sq.sqes, uintptr(sq.sqeTail&sq.mask)<<sq.shift*sizeofSQE))
 	sq.sqeTail++
 	*sqe = SQE{}
+	if sq.shift != 0 {
+		// The command area of an SQE128 too: stale bytes there would be
+		// read by the kernel as the next URING_CMD's payload.
+		*(*SQE)(unsafe.Add(unsafe.Pointer(sqe), sizeofSQE)) = SQE{}
+	}
 	return sqe
 }
 
@@ -75,15 +80,18 @@ func (r *Ring) SubmitAndWait(waitNr uint32) (int, error) {
 }
 
 // SubmitAndWaitTimeout is SubmitAndWait that gives up after d, returning
-// an error that matches unix.ETIME when nothing completed in time. On
+// an error that matches unix.ETIME when nothing completed in time. Signals
+// do not put the end off: a wait they interrupt goes on for what is left
+// of d. On
 // kernels without EXT_ARG (before 5.11) it queues a TIMEOUT SQE with
 // UserDataTimeout, whose CQE Peek filters out.
 func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, d time.Duration) (int, error) {
 	if d < 0 {
 		d = 0
 	}
-	r.waitTs = Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
+	r.waitTs = timespec(d)
 	if r.params.Features&FeatExtArg != 0 {
+		r.waitEnd = time.Now().Add(d)
 		r.waitArg = GetEventsArg{Ts: uint64(uintptr(unsafe.Pointer(&r.waitTs)))}
 		return r.submit(waitNr, &r.waitArg)
 	}
@@ -100,8 +108,32 @@ func (r *Ring) SubmitAndWaitTimeout(waitNr uint32, d time.Duration) (int, error)
 	// comes first; waitNr then counts the TIMEOUT's own CQE too.
 	PrepTimeout(sqe, &r.waitTs, 1, 0)
 	sqe.UserData = UserDataTimeout
-	return r.submit(waitNr, nil)
+	n, err := r.submit(waitNr, nil)
+	var one [1]CQE
+	if err == nil && r.Peek(one[:]) == 0 {
+		// Only the TIMEOUT's CQE came (Peek consumed it): timed out,
+		// as the EXT_ARG wait says with ETIME.
+		return n, errWaitTimedOut
+	}
+	return n, err
 }
+
+func timespec(d time.Duration) Timespec {
+	return Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
+}
+
+// waitLeft sets up an EXT_ARG wait to be entered again with the time left
+// of it; false once there is none, when the wait has timed out.
+func (r *Ring) waitLeft() bool {
+	left := time.Until(r.waitEnd)
+	if left <= 0 {
+		return false
+	}
+	r.waitTs = timespec(left)
+	return true
+}
+
+var errWaitTimedOut = os.NewSyscallError("io_uring_enter", unix.ETIME)
 
 func (r *Ring) submit(waitNr uint32, arg *GetEventsArg) (int, error) {
 	submitted := 0
@@ -149,14 +181,28 @@ func (r *Ring) submit(waitNr uint32, arg *GetEventsArg) (int, error) {
 		}
 		n, err := r.enter(toSubmit, waitNr, flags, arg)
 		submitted += n
-		if err == nil {
+		if err == nil && (arg == nil || n == 0 || r.CQReady() >= waitNr) {
 			return submitted, nil
+		}
+		if err == nil {
+			// The enter submitted, so the kernel returned the count
+			// and dropped the wait's own result: a timeout, or a
+			// signal that cut the wait short. Wait on for the rest.
+			if !r.waitLeft() {
+				return submitted, errWaitTimedOut
+			}
+			continue
 		}
 		if errors.Is(err, unix.EINTR) {
 			// A signal (Go's preemption, a profiler) interrupted the
 			// wait. A call that fails submitted nothing, so go round
-			// again with the recomputed count.
+			// again with the recomputed count, and a timed wait with
+			// what is left of its time: steady signals must not put
+			// its end off for ever.
 			r.stats.EINTR++
+			if arg != nil && !r.waitLeft() {
+				return submitted, errWaitTimedOut
+			}
 			continue
 		}
 		return submitted, r.enterError(err)

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -114,6 +115,13 @@ func (r *Ring) SetIOWQMaxWorkers(bounded, unbounded uint32) ([2]uint32, error) {
 
 // RegisterRingFd registers the ring's own fd (5.18), so each
 // io_uring_enter skips the fd table lookup. Later enters use the index.
+//
+// The registration lives in the calling thread's table, and it holds the
+// ring alive: the caller must keep its goroutine locked to the thread
+// (runtime.LockOSThread) from here until Close, enter the ring only from
+// it, and Close there too, which unregisters it. An enter from another
+// thread fails (EINVAL or EBADF) or, worse, names another ring
+// registered there.
 func (r *Ring) RegisterRingFd() error {
 	if r.enterFlags&EnterRegisteredRing != 0 {
 		return nil
@@ -124,6 +132,25 @@ func (r *Ring) RegisterRingFd() error {
 	}
 	r.enterFd = int(up.Offset)
 	r.enterFlags |= EnterRegisteredRing
+	r.regTid = unix.Gettid()
+	return nil
+}
+
+// unregisterRingFd undoes RegisterRingFd; on any other thread than the
+// one that registered it, it would unregister whatever that thread's slot
+// holds, so it refuses.
+func (r *Ring) unregisterRingFd() error {
+	if r.enterFlags&EnterRegisteredRing == 0 {
+		return nil
+	}
+	if tid := unix.Gettid(); tid != r.regTid {
+		return fmt.Errorf("ring: Close on thread %d, but the ring fd was registered on thread %d, whose registration keeps the ring alive until that thread exits", tid, r.regTid)
+	}
+	up := RsrcUpdate{Offset: uint32(r.enterFd)}
+	if _, err := r.register(UnregisterRingFds, unsafe.Pointer(&up), 1); err != nil {
+		return err
+	}
+	r.enterFd, r.enterFlags = r.fd, r.enterFlags&^EnterRegisteredRing
 	return nil
 }
 

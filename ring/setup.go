@@ -2,8 +2,10 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -29,11 +31,19 @@ type Ring struct {
 	// ring fd, or its registered index with EnterRegisteredRing.
 	enterFd    int
 	enterFlags uint32
+	// regTid is the thread that registered the ring fd (RegisterRingFd):
+	// the registration lives in that thread's table.
+	regTid int
 
 	// waitArg and waitTs are the EXT_ARG wait arguments, kept in the Ring
 	// so that a timed wait does not allocate.
 	waitArg GetEventsArg
 	waitTs  Timespec
+	// waitEnd is when an EXT_ARG timed wait must end: waitTs is relative,
+	// so a wait entered again (after EINTR, or after an enter that also
+	// submitted and so returned before its timeout said so) gets what is
+	// left of it, not all of it again.
+	waitEnd time.Time
 
 	stats Stats
 }
@@ -55,7 +65,8 @@ type sqRing struct {
 	kdropped *uint32
 	mask     uint32
 	entries  uint32
-	sqes     []SQE
+	sqes     unsafe.Pointer
+	shift    uint32 // 1 for SQE128 rings: index << shift is the SQE slot
 	sqeHead  uint32 // SQEs up to here have been published in ktail
 	sqeTail  uint32 // SQEs handed out by GetSQE
 }
@@ -164,6 +175,12 @@ func New(entries uint32, opts ...Option) (*Ring, error) {
 	if c.release != Native && !c.release.Has(Release{5, 1}) {
 		return nil, os.NewSyscallError("io_uring_setup", unix.ENOSYS)
 	}
+	if c.flags&(SetupCQEMixed|SetupSQEMixed) != 0 {
+		// Mixed-size queues need Peek and GetSQE to walk entries of two
+		// sizes (CQEF32 and CQEFSkip, 6.18); ring does not, so it must
+		// refuse rather than misread them.
+		return nil, errMixed
+	}
 	// On a simulated release the kernel's newer flags are refused up
 	// front, as the old kernel would have refused them with EINVAL.
 	tooNew := flagsNewerThan(SetupFlags, c.release)
@@ -220,6 +237,8 @@ func fixDependencies(flags, dropped uint32) (uint32, uint32) {
 	}
 	return flags, dropped
 }
+
+var errMixed = fmt.Errorf("ring: CQE_MIXED and SQE_MIXED rings are not supported: %w", unix.EINVAL)
 
 // setup is io_uring_setup(2), a variable so tests can inject failures.
 var setup = func(entries uint32, p *Params) (int, error) {
@@ -286,9 +305,12 @@ func (r *Ring) mmap() error {
 	sq.kdropped = at(r.sqRingMem, p.SQOff.Dropped)
 	sq.mask = *at(r.sqRingMem, p.SQOff.RingMask)
 	sq.entries = *at(r.sqRingMem, p.SQOff.RingEntries)
-	// SQE128 rings would need a stride of 2; ringo never asks for them,
-	// so the SQE slice covers the mapping with 64-byte entries.
-	sq.sqes = unsafe.Slice((*SQE)(unsafe.Pointer(&r.sqeMem[0])), p.SQEntries)
+	// SQE128 rings take two 64-byte slots per SQE: the kernel reads SQE
+	// i at i*128, and the second half is the command area.
+	sq.sqes = unsafe.Pointer(&r.sqeMem[0])
+	if p.Flags&SetupSQE128 != 0 {
+		sq.shift = 1
+	}
 	if p.Flags&SetupNoSQArray == 0 {
 		// The index array maps ring slots to SQEs; identity, set once,
 		// as liburing does, so the hot path never touches it.
@@ -329,10 +351,26 @@ func (r *Ring) Close() error {
 	if r.fd < 0 {
 		return nil
 	}
+	// Unregister first: the registration holds a reference to the ring,
+	// which would otherwise outlive the close with its ops still running.
+	uerr := r.unregisterRingFd()
 	r.unmap()
 	err := unix.Close(r.fd)
-	r.fd = -1
-	return os.NewSyscallError("close", err)
+	r.fd, r.enterFd = -1, -1
+	r.detach()
+	return errors.Join(uerr, os.NewSyscallError("close", err))
+}
+
+// closedIndex is what a closed ring's queue pointers point at instead of
+// the unmapped memory: heads equal tails, no entries. GetSQE then returns
+// nil, Peek and CQReady see nothing, and Submit reaches the kernel with fd
+// -1 (EBADF) instead of faulting, which no recover could catch.
+var closedIndex [8]uint32
+
+func (r *Ring) detach() {
+	z := &closedIndex[0]
+	r.sq = sqRing{khead: z, ktail: z, kflags: z, kdropped: z}
+	r.cq = cqRing{khead: z, ktail: z, koverflow: z, cqes: unsafe.Pointer(&closedIndex)}
 }
 
 // Fd returns the ring's file descriptor.

@@ -14,19 +14,20 @@ import (
 // billion operations to wrap its 32-bit indices; this checks that the
 // queue code's arithmetic (free space, ready counts, slot masks) stays right
 // across the wrap.
-func fakeKernelRing(entries uint32, start uint32) (*Ring, *[4]uint32, []CQE) {
+func fakeKernelRing(entries uint32, start uint32) (*Ring, *[4]uint32, []CQE, []SQE) {
 	var idx [4]uint32 // sq head, sq tail, cq head, cq tail
 	var sqflags, cqoverflow uint32
 	for i := range idx {
 		idx[i] = start
 	}
 	cqes := make([]CQE, entries*2)
+	sqes := make([]SQE, entries)
 	r := &Ring{fd: -1}
 	r.sq = sqRing{khead: &idx[0], ktail: &idx[1], kflags: &sqflags, mask: entries - 1, entries: entries,
-		sqes: make([]SQE, entries), sqeHead: start, sqeTail: start}
+		sqes: unsafe.Pointer(&sqes[0]), sqeHead: start, sqeTail: start}
 	r.cq = cqRing{khead: &idx[2], ktail: &idx[3], koverflow: &cqoverflow, mask: entries*2 - 1,
 		entries: entries * 2, cqes: unsafe.Pointer(&cqes[0])}
-	return r, &idx, cqes
+	return r, &idx, cqes, sqes
 }
 
 func FuzzRingIndexWrap(f *testing.F) {
@@ -35,7 +36,7 @@ func FuzzRingIndexWrap(f *testing.F) {
 	f.Add(uint32(0), uint64(3))
 	f.Fuzz(func(t *testing.T, start uint32, seed uint64) {
 		const entries = 8
-		r, idx, cqes := fakeKernelRing(entries, start)
+		r, idx, cqes, sqes := fakeKernelRing(entries, start)
 		rng := rand.New(rand.NewPCG(seed, 0))
 		var nextID, consumed, posted, reaped uint64
 		for step := 0; step < 200; step++ {
@@ -60,7 +61,7 @@ func FuzzRingIndexWrap(f *testing.F) {
 				if idx[3]-idx[2] == r.cq.entries {
 					break
 				}
-				sqe := &r.sq.sqes[idx[0]&r.sq.mask]
+				sqe := &sqes[idx[0]&r.sq.mask]
 				require.Equal(t, consumed, sqe.UserData, "SQE slots out of order across the wrap")
 				cqes[idx[3]&r.cq.mask] = CQE{UserData: sqe.UserData}
 				idx[0]++
