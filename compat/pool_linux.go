@@ -118,10 +118,21 @@ func (r *Reactor) collect() {
 		return
 	}
 	p.mu.Lock()
+	batch := p.takeDoneLocked()
+	p.mu.Unlock()
+	r.postDone(batch)
+}
+
+// takeDoneLocked takes the workers' results; p.mu is held.
+func (p *pool) takeDoneLocked() []jobResult {
 	batch := p.done
 	p.done = p.spare[:0]
 	p.hasDone.Store(false)
-	p.mu.Unlock()
+	return batch
+}
+
+// postDone queues the results takeDoneLocked took. Loop goroutine.
+func (r *Reactor) postDone(batch []jobResult) {
 	for _, jr := range batch {
 		r.post(jr.ud, jr.res, jr.flags)
 		if jr.e != nil {
@@ -129,25 +140,29 @@ func (r *Reactor) collect() {
 		}
 	}
 	clear(batch)
-	p.spare = batch[:0]
+	r.pool.spare = batch[:0]
 }
 
 // cancelJob cancels a job entry, answering as ASYNC_CANCEL would.
 func (r *Reactor) cancelJob(e *entry) int32 {
 	ud := e.ud
 	// Results already posted by the worker (a multishot job's earlier
-	// completions) must be queued before the -ECANCELED that ends it.
-	r.collect()
-	if r.byUD[ud] != e {
-		return -int32(unix.ENOENT) // its final result was just collected
-	}
+	// completions) must be queued before the -ECANCELED that ends it, and
+	// taken under the same hold of the lock as the job's state: a worker
+	// that finished in between would re-queue the job and post a FlagMore
+	// result that, collected later, would follow the final -ECANCELED.
 	p := &r.pool
 	p.mu.Lock()
+	batch := p.takeDoneLocked()
 	state := e.jobState
 	if state == jobQueued {
 		p.queue.remove(e)
 	}
 	p.mu.Unlock()
+	r.postDone(batch)
+	if r.byUD[ud] != e {
+		return -int32(unix.ENOENT) // its final result was just collected
+	}
 	switch state {
 	case jobQueued:
 		r.post(ud, -int32(unix.ECANCELED), 0)
@@ -163,9 +178,9 @@ func (r *Reactor) cancelJob(e *entry) int32 {
 // cancelJobsOnFd cancels the jobs on fd that no worker has started.
 func (r *Reactor) cancelJobsOnFd(fd int) int {
 	p := &r.pool
-	r.collect()
 	var cancelled entryList
 	p.mu.Lock()
+	batch := p.takeDoneLocked() // as in cancelJob: results before the cancels
 	for e := p.queue.head; e != nil; {
 		next := e.next
 		if e.fdnum == fd {
@@ -175,6 +190,7 @@ func (r *Reactor) cancelJobsOnFd(fd int) int {
 		e = next
 	}
 	p.mu.Unlock()
+	r.postDone(batch)
 	n := 0
 	for e := cancelled.head; e != nil; {
 		next := e.next

@@ -318,6 +318,56 @@ func TestCancelWorkerOps(t *testing.T) {
 	assert.Equal(t, enoent, r.Cancel(1))
 }
 
+// TestCancelMultishotJobAsItReturns: a multishot job cancelled just as
+// its worker returns a FlagMore result. That result must come before the
+// final -ECANCELED, never after it; it used to be collected after,
+// because Cancel took the results and the job's state under two holds of
+// the lock and the worker posted in between.
+func TestCancelMultishotJobAsItReturns(t *testing.T) {
+	for iter := 0; iter < 300; iter++ {
+		r := newReactor(t, Config{Workers: 1})
+		release, unblockB := make(chan struct{}), make(chan struct{})
+		var returning atomic.Bool
+		calls := 0
+		a := &funcOp{fd: -1, fn: func() (int32, uint32) {
+			if calls++; calls == 1 {
+				<-release
+				returning.Store(true)
+				return 1, FlagMore
+			}
+			return 2, 0
+		}}
+		b := &funcOp{fd: -1, fn: func() (int32, uint32) { <-unblockB; return 3, 0 }}
+		r.Submit(1, a)
+		time.Sleep(time.Microsecond)
+		r.Submit(2, b) // behind a: when a re-queues, the worker takes b
+		close(release)
+		for !returning.Load() {
+		}
+		res := r.Cancel(1)
+		close(unblockB)
+		var got []Completion
+		final := false
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+			r.Poll(5*time.Millisecond, func(c Completion) {
+				if c.UserData == 1 {
+					got = append(got, c)
+				}
+			})
+			if final {
+				break // one more Poll after the final one: nothing may follow
+			}
+			final = len(got) > 0 && got[len(got)-1].Flags&FlagMore == 0
+		}
+		for i, c := range got {
+			if c.Flags&FlagMore == 0 && i != len(got)-1 {
+				t.Fatalf("iteration %d: Cancel %d, completions of ud 1 after its final one: %+v", iter, res, got)
+			}
+		}
+		require.True(t, final, "iteration %d: no final completion: %+v", iter, got)
+	}
+}
+
 func TestCancelFd(t *testing.T) {
 	r := newReactor(t, Config{})
 	a, _ := socketpair(t)
