@@ -1118,9 +1118,18 @@ func (l *Loop) call(f func()) {
 
 func (l *Loop) recoverPanic() {
 	if v := recover(); v != nil {
-		l.m.Panics++
-		l.p.reportPanic(l, v)
+		l.ReportPanic(v)
 	}
+}
+
+// ReportPanic reports v as a handler panic of this loop (counted in
+// Metrics.Panics, passed to Options.OnPanic or logged), as if a handler
+// had panicked with it. It is for code that calls user callbacks from its
+// own handlers and recovers their panics itself, to put its own state
+// right before the loop goes on. Loop goroutine only.
+func (l *Loop) ReportPanic(v any) {
+	l.m.Panics++
+	l.p.reportPanic(l, v)
 }
 
 // shutdown cancels everything in flight; run exits once the slab is empty.
