@@ -1,6 +1,7 @@
 package net
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -79,7 +80,11 @@ type outItem struct {
 	off  int64
 	n    int64 // bytes left to send, < 0: up to end of file
 	sent int64
-	done func(sent int64, err error)
+	// counted: what of the range is still in pending. A range to the
+	// end of the file (or past 1<<40) counts at most 1<<40, so the bytes
+	// it sends come off that, not off the writes queued behind it.
+	counted int64
+	done    func(sent int64, err error)
 }
 
 const (
@@ -136,10 +141,12 @@ func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err err
 		}
 		return
 	}
-	c.q = append(c.q, outItem{file: fd, off: off, n: n, done: done})
+	it := outItem{file: fd, off: off, n: n, done: done}
 	if n > 0 {
-		c.pending += int(min(n, 1<<40))
+		it.counted = min(n, 1<<40)
+		c.pending += int(it.counted)
 	}
+	c.q = append(c.q, it)
 	c.queued()
 }
 
@@ -248,14 +255,21 @@ func (c *EventConn) opErr(op, call string, res int32) error {
 // updateRecv arms or cancels the receive to match what the connection
 // wants now.
 func (c *EventConn) updateRecv() {
-	want := c.state == stateOpen && !c.eof && !c.paused && !c.deferred
-	if want && len(c.held) > 0 {
+	resume := c.state == stateOpen && !c.paused && !c.deferred
+	if resume && len(c.held) > 0 {
 		held := c.held
 		c.held = nil
 		c.deliver(held)
 		c.updateRecv()
 		return
 	}
+	if resume && c.eof {
+		// The peer's FIN came while bytes were held, which OnData has
+		// now had: close as onRecv does at a FIN.
+		c.closeWith(io.EOF)
+		return
+	}
+	want := resume && !c.eof
 	switch {
 	case want && !c.recvArmed:
 		el := c.el
@@ -350,7 +364,11 @@ func (c *EventConn) onRecv(res int32, flags uint32) {
 	switch {
 	case res == 0:
 		c.eof = true
-		c.closeWith(io.EOF)
+		if len(c.held) == 0 {
+			c.closeWith(io.EOF)
+		}
+		// Else bytes received before the FIN wait for OnData (paused
+		// or deferred): updateRecv closes once it has delivered them.
 	case res < 0 && res != -int32(unix.ECANCELED):
 		if c.state < stateClosed {
 			c.abort(c.opErr("read", "recv", res))
@@ -368,6 +386,7 @@ func (c *EventConn) deliver(data []byte) {
 	el := c.el
 	lim := el.s.opts.ReadBufferLimit
 	c.inCb = true
+	defer c.recoverCallback()
 	for len(data) > 0 && c.state == stateOpen {
 		if c.paused || c.deferred {
 			// Received after the receive was told to stop (the kernel
@@ -556,8 +575,10 @@ func (c *EventConn) sendfileDone(res int32) bool {
 		c.progressed()
 		if it.n > 0 {
 			it.n -= int64(res)
-			c.pending -= int(res)
 		}
+		d := min(int64(res), it.counted)
+		it.counted -= d
+		c.pending -= int(d)
 		if it.n != 0 {
 			return true // more of this range
 		}
@@ -580,13 +601,44 @@ func (c *EventConn) sendfileDone(res int32) bool {
 
 func (c *EventConn) finishFile(err error) {
 	it := c.q[0]
-	if it.n > 0 {
-		c.pending -= int(min(it.n, 1<<40))
-	}
+	c.pending -= int(it.counted)
 	c.pop()
-	if it.done != nil {
-		it.done(it.sent, err)
+	c.callDone(it.done, it.sent, err)
+}
+
+// callDone runs a SendFile's done callback. A panic there is the
+// handler's, as in OnData: the connection is aborted and the panic
+// reported, and net's state stays right.
+func (c *EventConn) callDone(done func(int64, error), sent int64, err error) {
+	if done == nil {
+		return
 	}
+	defer c.recoverCallback()
+	done(sent, err)
+}
+
+// recoverCallback, deferred around a call into the handler (OnOpen,
+// OnData, a SendFile's done), recovers its panic: the connection is
+// aborted (its handler state cannot be trusted), the panic is reported as
+// the loop reports its own handlers' (Options.OnPanic), and net goes on
+// with what it was doing, so that no buffer, receive or count is lost and
+// the other connections keep being served.
+func (c *EventConn) recoverCallback() {
+	if v := recover(); v != nil {
+		c.inCb = false
+		c.el.l.ReportPanic(v)
+		c.abort(&HandlerPanicError{Value: v})
+	}
+}
+
+// HandlerPanicError is OnClose's error for a connection aborted because
+// its handler panicked (in OnOpen, OnData or a SendFile's done).
+type HandlerPanicError struct {
+	Value any // what the handler panicked with
+}
+
+func (e *HandlerPanicError) Error() string {
+	return fmt.Sprintf("ringo/net: handler panicked: %v", e.Value)
 }
 
 // closeWith closes gracefully: stop receiving, flush, then finalize.
@@ -625,8 +677,8 @@ func (c *EventConn) finalize() {
 			if i > 0 || !c.sending {
 				c.el.putBuf(it.base) // not in flight: reusable
 			}
-		} else if it.done != nil {
-			it.done(it.sent, ErrConnClosed)
+		} else {
+			c.callDone(it.done, it.sent, ErrConnClosed)
 		}
 	}
 	if c.ops > 0 {
@@ -649,9 +701,18 @@ func (c *EventConn) maybeRelease() {
 	unix.Close(c.fd)
 	c.rbuf, c.held = nil, nil
 	// OnClose first: Shutdown returns once every connection is removed,
-	// and promises that OnClose has run by then.
+	// and promises that OnClose has run by then. A panicking OnClose is
+	// reported, and the connection is still removed: else Shutdown would
+	// wait for it for ever.
+	defer c.el.removeConn(c)
+	defer c.recoverOnClose()
 	c.el.s.h.OnClose(c, c.reason)
-	c.el.removeConn(c)
+}
+
+func (c *EventConn) recoverOnClose() {
+	if v := recover(); v != nil {
+		c.el.l.ReportPanic(v)
+	}
 }
 
 // undefer ends a fairness deferral.

@@ -30,12 +30,15 @@ type Server struct {
 	loops   []*evLoop
 	rr      atomic.Uint32 // RoundRobin's next loop
 
-	open      atomic.Int64  // connections open, for MaxConns and Shutdown
-	listeners atomic.Int64  // listening sockets not yet closed
-	stopping  atomic.Bool   // no more accepts; Shutdown has begun
-	changed   chan struct{} // a connection or listener went away (capacity 1)
+	open      atomic.Int64 // connections open, for MaxConns and Shutdown
+	listeners atomic.Int64 // listening sockets not yet closed
+	stopping  atomic.Bool  // no more accepts; Shutdown has begun
+	// changed is closed, and replaced, when a connection or listener goes
+	// away after Shutdown began: a broadcast, as every concurrent
+	// Shutdown waits on it.
+	changedMu sync.Mutex
+	changed   chan struct{}
 	shutOnce  sync.Once
-	shutDone  chan struct{}
 	unpinOnce sync.Once
 	cpus      []int // PinLoops: the CPUs loops are pinned to, in order
 }
@@ -79,7 +82,7 @@ func Serve(network, address string, h Handler, opts ServeOptions) (*Server, erro
 		opts.Balance = RoundRobin // one listener: it hands connections out
 	}
 	s := &Server{p: p, h: h, opts: opts, network: network,
-		changed: make(chan struct{}, 1), shutDone: make(chan struct{})}
+		changed: make(chan struct{})}
 	s.ticker, _ = h.(Ticker)
 	if opts.PinLoops {
 		// The CPUs of the calling thread, not of a loop thread: a loop
@@ -279,9 +282,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	var err error
 	forced := false
-	for s.open.Load() > 0 || s.listeners.Load() > 0 {
+	for {
+		// The channel before the counts: a change after the check
+		// closes the channel this call then waits on.
+		changed := s.changedChan()
+		if s.open.Load() == 0 && s.listeners.Load() == 0 {
+			break
+		}
 		select {
-		case <-s.changed:
+		case <-changed:
 		case <-ctx.Done():
 			if !forced {
 				forced, err = true, ctx.Err()
@@ -295,7 +304,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			// Keep waiting: the aborts are quick, but OnClose must
 			// have run when Shutdown returns.
 			select {
-			case <-s.changed:
+			case <-changed:
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
@@ -327,11 +336,22 @@ func (s *Server) unpin() {
 	}
 }
 
+// notify tells the Shutdown calls waiting that a connection or listener
+// went away. Before Shutdown nobody waits, and it costs one atomic load.
 func (s *Server) notify() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
+	if !s.stopping.Load() {
+		return
 	}
+	s.changedMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
+}
+
+func (s *Server) changedChan() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
 }
 
 // evLoop is the server's state on one loop. Loop goroutine only, except
@@ -348,20 +368,21 @@ type evLoop struct {
 	backoff   time.Duration // current EMFILE back-off, 0 when accepting works
 	acceptFn  func(int32, uint32)
 
-	conns   []*EventConn // open connections; EventConn.idx is the position
-	dirty   []*EventConn // connections with writes to flush this turn
-	active  []*EventConn // connections that received this turn
-	posted  bool         // endTurn is queued for this turn
-	endFn   func()
-	clock   time.Time // refreshed at the start of each turn with events
-	inline  bool      // try send(2) inline before a Send op
-	uring   bool      // the loop's driver is io_uring
-	idle    bool      // IdleTimeout is on: connections note their last activity
-	writeTO bool      // WriteTimeout is on: connections note their last send progress
-	wbufs   [][]byte  // spare write buffers
-	stopped bool
-	pinned  bool        // PinLoops: this goroutine is locked and pinned
-	oldCPUs unix.CPUSet // the thread's affinity before pinning
+	conns    []*EventConn // open connections; EventConn.idx is the position
+	dirty    []*EventConn // connections with writes to flush this turn
+	active   []*EventConn // connections that received this turn
+	posted   bool         // endTurn is queued for this turn
+	endFn    func()
+	clock    time.Time // refreshed at the start of each turn with events
+	inline   bool      // try send(2) inline before a Send op
+	uring    bool      // the loop's driver is io_uring
+	idle     bool      // IdleTimeout is on: connections note their last activity
+	writeTO  bool      // WriteTimeout is on: connections note their last send progress
+	wbufs    [][]byte  // spare write buffers
+	stopped  bool
+	lostOnce sync.Once
+	pinned   bool        // PinLoops: this goroutine is locked and pinned
+	oldCPUs  unix.CPUSet // the thread's affinity before pinning
 
 	nconns atomic.Int64 // len(conns), for LeastConns from the acceptor's loop
 	m      struct {
@@ -494,15 +515,30 @@ func (el *evLoop) onAccept(res int32, flags uint32) {
 	}
 }
 
+// admit counts a new connection in open, unless MaxConns are open
+// already. A compare-and-swap, as with ReusePort every loop accepts: a
+// check and an add apart let two loops both pass the check.
+func (s *Server) admit() bool {
+	max := int64(s.opts.MaxConns)
+	for {
+		n := s.open.Load()
+		if max > 0 && n >= max {
+			return false
+		}
+		if s.open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // dispatch gives a newly accepted socket to a loop.
 func (el *evLoop) dispatch(fd int) {
 	s := el.s
-	if s.opts.MaxConns > 0 && s.open.Load() >= int64(s.opts.MaxConns) {
+	if !s.admit() {
 		el.m.rejected.Add(1)
 		unix.Close(fd)
 		return
 	}
-	s.open.Add(1)
 	target := el
 	switch s.opts.Balance {
 	case RoundRobin:
@@ -545,11 +581,17 @@ func (el *evLoop) newConn(fd int) {
 	c.sendFn = c.onSend
 	c.sfFn = c.onSendfile
 	el.conns = append(el.conns, c)
-	c.inCb = true
-	s.h.OnOpen(c)
-	c.inCb = false
+	c.open()
 	c.updateRecv()
 	c.flush()
+}
+
+// open calls OnOpen; a panic aborts the connection, as in OnData.
+func (c *EventConn) open() {
+	c.inCb = true
+	defer c.recoverCallback()
+	c.el.s.h.OnOpen(c)
+	c.inCb = false
 }
 
 // removeConn drops c from the loop's list once it is fully closed.
@@ -687,11 +729,13 @@ func (el *evLoop) tick() {
 	if el.stopped {
 		return
 	}
-	d := el.s.ticker.OnTick()
-	if d <= 0 {
-		d = el.s.opts.TickInterval
+	d := el.s.opts.TickInterval
+	// Deferred, so that a panicking OnTick (reported by the loop) does
+	// not stop the ticks.
+	defer func() { el.l.AfterFunc(d, el.tick) }()
+	if t := el.s.ticker.OnTick(); t > 0 {
+		d = t
 	}
-	el.l.AfterFunc(d, el.tick)
 }
 
 // stopAccepting runs on the loop at Shutdown.
@@ -727,6 +771,11 @@ func (el *evLoop) abortAll() {
 // lost is called from Shutdown when the loop no longer runs (its Proactor
 // was closed): nothing is in flight, so the descriptors can be closed here.
 func (el *evLoop) lost() {
+	// Concurrent Shutdowns that time out may each call it.
+	el.lostOnce.Do(el.loseAll)
+}
+
+func (el *evLoop) loseAll() {
 	s := el.s
 	s.stopping.Store(true)
 	// The loop goroutine has exited, so reading its state is safe: its
