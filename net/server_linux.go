@@ -640,7 +640,9 @@ func (el *evLoop) endTurn() {
 		}
 		if c.turnBytes > s.opts.TurnBytes && el.clock.Sub(c.turnStart) <= greedyWindow {
 			c.greedy++
-			if c.greedy >= s.opts.GreedyTurns && c.state == stateOpen {
+			// Not again while deferred: the first undefer would end the
+			// second deferral early.
+			if c.greedy >= s.opts.GreedyTurns && c.state == stateOpen && !c.deferred {
 				c.greedy = 0
 				c.deferred = true
 				el.m.deferred.Add(1)
