@@ -329,6 +329,17 @@ func TestProtocol(t *testing.T) {
 			{"GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
 			{"GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("b", 17000) + "\r\n\r\n", "431"},
 			{"GET /../x HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+			// RFC 9112 §3.2: a Host that is not uri-host [":" port].
+			{"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: /etc\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", "400"},
+			// RFC 9110 §8.6: Content-Length values that disagree.
+			{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 37\r\n\r\n", "400"},
+			// RFC 9112 §6.3: chunked not the final transfer coding.
+			{"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "400"},
+			{"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", "400"},
 		} {
 			out := raw(t, ts.addr, tc.req, 5*time.Second)
 			if !strings.HasPrefix(out, "HTTP/1.1 "+tc.code+" ") || !strings.Contains(out, "Connection: close\r\n") {
@@ -341,6 +352,17 @@ func TestProtocol(t *testing.T) {
 			if r := readResponses(t, kr, 1, "GET")[0]; r.StatusCode != 200 {
 				t.Fatalf("keep-alive neighbour got %d", r.StatusCode)
 			}
+		}
+		// Valid Host forms, and agreeing Content-Lengths, are served.
+		for _, host := range []string{"", "example.com", "example.com:8080", "h:", "[::1]:80", "127.0.0.1", "a-b.c_d~%41!$&'()*+,;="} {
+			out := raw(t, ts.addr, "GET /1k.bin HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n", 5*time.Second)
+			if !strings.HasPrefix(out, "HTTP/1.1 200 ") {
+				t.Fatalf("Host %q: got\n%.300s", host, out)
+			}
+		}
+		out = raw(t, ts.addr, "GET /1k.bin HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 00\r\n\r\nGET /1k.bin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 5*time.Second)
+		if strings.Count(out, "HTTP/1.1 200 ") != 2 {
+			t.Fatalf("Content-Length 0 twice:\n%.300s", out)
 		}
 		// A request with a body is answered, then the connection closes.
 		out = raw(t, ts.addr, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n", 5*time.Second)

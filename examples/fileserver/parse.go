@@ -20,8 +20,10 @@ type request struct {
 	host                  bool
 	connClose, connKeep   bool
 	hasBody               bool // Content-Length > 0 or Transfer-Encoding: the body is not read
-	gzip                  bool // Accept-Encoding allows gzip
-	gzipNamed             bool // by name, not only through "*"
+	clSeen                bool
+	contentLength         []byte // the first Content-Length's digits, without leading zeros
+	gzip                  bool   // Accept-Encoding allows gzip
+	gzipNamed             bool   // by name, not only through "*"
 	ifNoneMatch           []byte
 	ifModifiedSince       []byte
 	rangeHdr, ifRange     []byte
@@ -139,8 +141,8 @@ func (r *request) header(name, val []byte) parseStatus {
 	switch len(name) {
 	case 4:
 		if bytes.EqualFold(name, []byte("host")) {
-			if r.host {
-				return parseBad // RFC 9112 §3.2: more than one Host is 400
+			if r.host || !validHost(val) {
+				return parseBad // RFC 9112 §3.2: more than one Host, or an invalid one, is 400
 			}
 			r.host = true
 		}
@@ -176,7 +178,12 @@ func (r *request) header(name, val []byte) parseStatus {
 					return parseBad
 				}
 			}
-			if len(bytes.TrimLeft(val, "0")) > 0 {
+			n := bytes.TrimLeft(val, "0")
+			if r.clSeen && !bytes.Equal(n, r.contentLength) {
+				return parseBad // RFC 9110 §8.6: lengths that disagree
+			}
+			r.clSeen, r.contentLength = true, n
+			if len(n) > 0 {
 				r.hasBody = true
 			}
 		}
@@ -200,11 +207,74 @@ func (r *request) header(name, val []byte) parseStatus {
 			r.ifModifiedSince = val
 		}
 		if bytes.EqualFold(name, []byte("transfer-encoding")) {
+			// The body is never read, so the connection closes after
+			// the response; but a request whose final coding is not
+			// chunked has no framing at all: 400 (RFC 9112 §6.3).
+			var last []byte
+			forEachToken(val, func(t []byte) { last = t })
+			if !bytes.EqualFold(last, []byte("chunked")) {
+				return parseBad
+			}
 			r.hasBody = true
 		}
 	}
 	return parseOK
 }
+
+// validHost reports whether a Host value is uri-host [":" port] (RFC 9112
+// §3.2, RFC 3986 §3.2.2): an IP literal in brackets, or a reg-name or
+// IPv4 address, which share one alphabet. An empty value is valid.
+func validHost(v []byte) bool {
+	if len(v) > 0 && v[0] == '[' {
+		end := bytes.IndexByte(v, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range v[1:end] {
+			if !(isHexDigit(c) || c == ':' || c == '.' || isAlpha(c)) {
+				return false // IPv6, or IPvFuture's letters and dots
+			}
+		}
+		v = v[end+1:]
+		if len(v) > 0 && v[0] != ':' {
+			return false
+		}
+	} else {
+		for i, c := range v {
+			if c == ':' {
+				v = v[i:]
+				break
+			}
+			if !regNameChar(c) {
+				return false
+			}
+			if i == len(v)-1 {
+				v = nil
+			}
+		}
+	}
+	if len(v) > 0 { // ":" port, port = *DIGIT
+		for _, c := range v[1:] {
+			if !isDigit(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// regNameChar: unreserved, sub-delims or pct-encoded's '%' (RFC 3986).
+func regNameChar(c byte) bool {
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', '%':
+		return true
+	}
+	return isAlpha(c) || isDigit(c)
+}
+
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+func isHexDigit(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
 
 // isQZero reports whether a "q=..." parameter is zero (gzip refused).
 func isQZero(q []byte) bool {
