@@ -24,17 +24,34 @@ type evConn struct {
 	hdrTmr  *proactor.Timer // header read timeout, armed while a request is partial
 	hdrGen  uint64
 	pending int // SendFiles in flight
-	// Lingering close (lingerClose): started, and input dropped since.
+	// Lingering close (lingerClose): started, when, and input dropped
+	// since.
 	lingering bool
+	lingerAt  time.Time
 	dropped   int
 }
 
-// Lingering close: how much input is dropped, and how long after the last
-// response went out the client has to close its side.
+// Lingering close (nginx's lingering_close, RFC 9112 §9.6): after the last
+// response the server shuts its sending side, then reads and drops the
+// client's input until the client closes. Closing with input unread makes
+// the kernel reset the connection, and a reset destroys whatever of the
+// responses the client has not yet acknowledged. So the server closes
+// first only once the client has acknowledged every byte (delivered), and
+// then after lingerBytes more of input or lingerTime without its FIN; a
+// client that neither reads nor closes is cut off after lingerMax.
 const (
 	lingerBytes = 64 << 10
 	lingerTime  = time.Second
+	lingerMax   = 30 * time.Second
 )
+
+// delivered reports whether the peer has acknowledged every byte sent on
+// socket fd, the FIN included (SIOCOUTQ: sent but unacknowledged, plus not
+// yet sent). An error counts as delivered: the socket is beyond saving.
+func delivered(fd int) bool {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+	return err != nil || n == 0
+}
 
 type evHandler struct {
 	s *server
@@ -93,7 +110,7 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	sess := ec.sess
 	if sess.closing {
 		ec.dropped += len(data)
-		if ec.dropped > lingerBytes {
+		if ec.dropped > lingerBytes && c.Pending() == 0 && delivered(c.Fd()) {
 			c.Close()
 		}
 		return
@@ -124,28 +141,28 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	}
 }
 
-// lingerClose ends a connection whose session is closing as the conn
-// transport does, and nginx's lingering close: a FIN after the last
-// response (CloseWrite), then input is read and dropped until the
-// client's FIN (net closes the connection then), lingerBytes of it, or
-// lingerTime after the responses went out. Closing with unread input
-// would make the kernel reset the connection, and a reset destroys the
-// responses still on their way. A client that stops reading meanwhile is
-// the write timeout's.
+// lingerClose ends a connection whose session is closing, with a
+// lingering close (see lingerBytes): a FIN after the last response
+// (CloseWrite), then input is dropped (OnData) until the client's FIN
+// closes the connection in net, or, once every byte is delivered,
+// lingerBytes of input or lingerTime more.
 func (ec *evConn) lingerClose() {
 	if ec.lingering {
 		return
 	}
-	ec.lingering = true
+	ec.lingering, ec.lingerAt = true, time.Now()
 	c := ec.c
 	c.CloseWrite()
 	var check func()
 	check = func() {
-		if c.Pending() > 0 {
+		if c.Fd() < 0 {
+			return // closed already (the client's FIN)
+		}
+		if (c.Pending() > 0 || !delivered(c.Fd())) && time.Since(ec.lingerAt) < lingerMax {
 			c.Loop().AfterFunc(lingerTime, check)
 			return
 		}
-		c.Close() // no-op if the client's FIN closed it already
+		c.Close()
 	}
 	c.Loop().AfterFunc(lingerTime, check)
 }

@@ -518,6 +518,49 @@ func TestLingeringClose(t *testing.T) {
 	})
 }
 
+// TestLingeringCloseUnderInput: a client that goes on sending while it
+// reads a response the server will close after (a body the server never
+// reads, or requests pipelined behind Connection: close) still gets the
+// whole response. The server used to stop dropping its input after 64 KiB
+// and close with input unread, and the kernel's reset destroyed what of
+// the response was not yet delivered: 100-450 KB of 1 MiB arrived.
+func TestLingeringCloseUnderInput(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		ts := start(t, p, makeRoot(t), nil)
+		for _, tc := range []struct {
+			name, head string
+			more       []byte
+		}{
+			{"body", "GET /big.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n", bytes.Repeat([]byte("A"), 900000)},
+			{"pipelined", "GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+				bytes.Repeat([]byte("GET /1k.bin HTTP/1.1\r\nHost: x\r\n\r\n"), 8000)},
+		} {
+			for round := 0; round < 3; round++ {
+				c, err := stdnet.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.(*stdnet.TCPConn).SetReadBuffer(32 << 10) // a slow reader: the response stays queued
+				go func() {
+					c.Write([]byte(tc.head))
+					c.Write(tc.more) // fails once the server closes: fine
+				}()
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					c.Close()
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				n, err := io.Copy(io.Discard, resp.Body)
+				c.Close()
+				if err != nil || n != 1<<20 {
+					t.Fatalf("%s, round %d: %d of %d bytes: %v", tc.name, round, n, 1<<20, err)
+				}
+			}
+		}
+	})
+}
+
 // TestBlankLines: empty lines before a request are skipped, but a client
 // that sends nothing else gets 400 once they exceed a request line's
 // worth, and they are not kept in memory meanwhile.

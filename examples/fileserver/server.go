@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	stdnet "net"
 	"os"
 	"sync"
@@ -183,17 +182,46 @@ func (s *server) serveConn(c stdnet.Conn) {
 				inHeader = false
 			}
 			if sess.closing {
-				// Lingering close: let the client read the last response
-				// before an RST from unread input could destroy it.
-				if tc, ok := c.(interface{ CloseWrite() error }); ok {
-					tc.CloseWrite()
-					c.SetReadDeadline(time.Now().Add(time.Second))
-					io.Copy(io.Discard, io.LimitReader(c, 64<<10))
-				}
+				linger(c, buf)
 				return
 			}
 		}
 		if err != nil {
+			return
+		}
+	}
+}
+
+// linger is the conn transport's lingering close (see lingerBytes): the
+// responses are in the socket already (Write and SendFile return then), so
+// shut the sending side and drop input until the client's FIN, or, once
+// the client has acknowledged every byte, lingerBytes more or lingerTime
+// without input; lingerMax at most.
+func linger(c stdnet.Conn, buf []byte) {
+	rc, ok := c.(*rnet.Conn)
+	if !ok || rc.CloseWrite() != nil {
+		return
+	}
+	sc, err := rc.SyscallConn()
+	if err != nil {
+		return
+	}
+	isDelivered := func() bool {
+		d := true
+		_ = sc.Control(func(fd uintptr) { d = delivered(int(fd)) })
+		return d
+	}
+	start, dropped := time.Now(), 0
+	for time.Since(start) < lingerMax {
+		c.SetReadDeadline(time.Now().Add(lingerTime))
+		n, err := c.Read(buf)
+		dropped += n
+		var ne stdnet.Error
+		timedOut := errors.As(err, &ne) && ne.Timeout()
+		if err != nil && !timedOut {
+			return // the client's FIN, or the connection is gone
+		}
+		if (timedOut || dropped > lingerBytes) && isDelivered() {
 			return
 		}
 	}
