@@ -35,7 +35,13 @@ func main() {
 	dur := flag.Duration("dur", 5*time.Second, "how long to run (rand)")
 	size := flag.Int64("size", 256<<20, "bytes to write (seqwrite) or at most to read (seqread)")
 	backend := flag.String("backend", "uring", "auto, uring or epoll")
+	wait := flag.String("wait", "netpoll", "how the loop waits: netpoll or enter")
+	spin := flag.Duration("spin", 0, "proactor.Options.Spin")
 	flag.Parse()
+	wm, err := proactor.ParseWaitMode(*wait)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	b, err := proactor.ParseBackend(*backend)
 	if err != nil {
@@ -62,7 +68,7 @@ func main() {
 		defer of.Close()
 		rd, wr, sync_ = of.ReadAt, of.WriteAt, of.Sync
 	} else {
-		p, err := proactor.New(proactor.Options{Backend: b, Loops: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		p, err := proactor.New(proactor.Options{Backend: b, Loops: 1, Wait: wm, Spin: *spin, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			log.Fatal(err)
 		}
