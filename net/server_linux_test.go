@@ -438,9 +438,12 @@ func TestServeNonReader(t *testing.T) {
 				tc.h.errs = make(chan error, 1)
 				tc.opts.WriteQueueLimit = -1
 				s := serve(t, p, "tcp", tc.h, tc.opts)
+				// Before the dial: the timeouts count from the accept,
+				// and a loaded machine can stall this goroutine past
+				// them between the dial and the next line.
+				start := time.Now()
 				c := dialStd(t, s)
 				c.(*net.TCPConn).SetReadBuffer(4096)
-				start := time.Now()
 				select {
 				case err := <-tc.h.errs:
 					if !errors.Is(err, tc.want) || !errors.Is(err, os.ErrDeadlineExceeded) {
