@@ -317,13 +317,22 @@ func (c *Conn) SetKeepAlive(keepalive bool) error {
 // SetKeepAlivePeriod sets how long the connection stays idle before the
 // first keep-alive probe, rounded up to whole seconds, as
 // net.TCPConn.SetKeepAlivePeriod: 0 means 15 s, negative leaves it as is.
+// It does not turn probes on or off (SetKeepAlive does).
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
-	return c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: -1, Count: -1})
+	if !c.ok() {
+		return syscall.EINVAL
+	}
+	if err := c.fd.incref(); err != nil {
+		return c.opErr("set", err)
+	}
+	defer c.fd.decref()
+	return c.opErr("set", setKeepAliveParams(c.fd.sysfd, net.KeepAliveConfig{Idle: d, Interval: -1, Count: -1}))
 }
 
 // SetKeepAliveConfig configures keep-alive probes as
-// net.TCPConn.SetKeepAliveConfig: zero fields take package net's defaults
-// (15 s, 15 s, 9 probes), negative ones leave the system's value.
+// net.TCPConn.SetKeepAliveConfig: Enable turns them on or off, and the
+// timing is set either way; zero fields take package net's defaults (15 s,
+// 15 s, 9 probes), negative ones leave the system's value.
 func (c *Conn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
 	if !c.ok() {
 		return syscall.EINVAL
@@ -332,9 +341,6 @@ func (c *Conn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
 		return c.opErr("set", err)
 	}
 	defer c.fd.decref()
-	if !config.Enable {
-		return c.opErr("set", setsockoptInt(c.fd.sysfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0))
-	}
 	return c.opErr("set", setKeepAliveConfig(c.fd.sysfd, config))
 }
 
@@ -390,9 +396,15 @@ func setKeepAlive(s int, d time.Duration) error {
 // net, 0 is its default (15 s, 15 s, 9 probes) and negative leaves the
 // system's value. Periods are rounded up to whole seconds.
 func setKeepAliveConfig(s int, ka net.KeepAliveConfig) error {
-	if err := setsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
+	if err := setsockoptInt(s, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(ka.Enable)); err != nil {
 		return err
 	}
+	return setKeepAliveParams(s, ka)
+}
+
+// setKeepAliveParams sets the idle time, interval and count of ka, as
+// package net: 0 is its default, negative leaves the value alone.
+func setKeepAliveParams(s int, ka net.KeepAliveConfig) error {
 	for _, o := range []struct {
 		name, v, def int
 	}{

@@ -857,6 +857,14 @@ func TestOptionsAndAddrs(t *testing.T) {
 		if err := c.SetKeepAliveConfig(net.KeepAliveConfig{}); err != nil || getsockopt(t, c.fd.sysfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE) != 0 {
 			t.Fatalf("SetKeepAliveConfig off: %v", err)
 		}
+		// As package net: the period does not turn probes on, and a
+		// config that turns them off still sets the timing.
+		if err := c.SetKeepAlivePeriod(30 * time.Second); err != nil || getsockopt(t, c.fd.sysfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE) != 0 {
+			t.Fatalf("SetKeepAlivePeriod turned keep-alive on (%v)", err)
+		}
+		if err := c.SetKeepAliveConfig(net.KeepAliveConfig{Idle: 40 * time.Second}); err != nil || idle() != 40 {
+			t.Fatalf("SetKeepAliveConfig{Enable: false, Idle: 40s}: %v, TCP_KEEPIDLE %d", err, idle())
+		}
 		// Zero-length reads and writes are no-ops, until Close.
 		if n, err := c.Read(nil); n != 0 || err != nil {
 			t.Fatalf("Read(nil): %d, %v", n, err)
