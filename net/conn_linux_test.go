@@ -614,6 +614,51 @@ func TestReadFromFile(t *testing.T) {
 	})
 }
 
+// TestIoCopyFileSendfile: io.Copy(conn, file), the usual idiom, reaches
+// sendfile. Since Go 1.22 io.Copy first calls (*os.File).WriteTo, which
+// hands ReadFrom the file wrapped (os.fileWithoutWriteTo), and ReadFrom
+// only recognised a bare *os.File: 8 MiB went through a 32 KiB buffer.
+func TestIoCopyFileSendfile(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		data := make([]byte, 8<<20)
+		rand.Read(data)
+		name := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		c, s := pair(t, p, "tcp")
+		defer s.Close()
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(s)
+			got <- b
+		}()
+		const sendfileOp = 255 // proactor's pseudo-opcode for sendfile(2)
+		sendfiles := func() (n uint64) {
+			for _, m := range p.Metrics() {
+				n += m.Submitted[sendfileOp]
+			}
+			return n
+		}
+		before := sendfiles()
+		if n, err := io.Copy(c, f); err != nil || n != int64(len(data)) {
+			t.Fatalf("io.Copy: %d, %v", n, err)
+		}
+		if sendfiles() == before {
+			t.Fatal("io.Copy(conn, file) copied through a buffer, not sendfile")
+		}
+		c.Close()
+		if b := <-got; !bytes.Equal(b, data) {
+			t.Fatalf("peer got %d bytes, not the file's", len(b))
+		}
+	})
+}
+
 // TestSendFileFd: Conn.SendFile sends a range of a bare descriptor, stops
 // at the end of the file, refuses bad arguments, and a Close or deadline
 // ends one parked on a peer that does not read.

@@ -40,5 +40,9 @@
 // Errors are the standard library's: *net.OpError wrapping
 // *os.SyscallError, io.EOF at end of stream, net.ErrClosed after Close and
 // os.ErrDeadlineExceeded when a deadline passes, so errors.Is and
-// net.Error.Timeout work as with package net.
+// net.Error.Timeout work as with package net. Sends pass MSG_NOSIGNAL: a
+// send to a reset connection is EPIPE, never a SIGPIPE. sendfile(2)
+// (ReadFrom, SendFile) has no such flag and, as in package net, raises
+// one; the Go runtime ignores it for sockets (the call returns EPIPE)
+// unless the program asked for SIGPIPE with os/signal.Notify.
 package net

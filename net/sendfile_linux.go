@@ -3,6 +3,7 @@ package net
 import (
 	"io"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +45,16 @@ func (c *Conn) SendFile(fd int, off, n int64) (int64, error) {
 	return written, c.opErr("sendfile", wrapSendfile(err))
 }
 
+// sendfileSource is what sendFile needs of a file. Not *os.File itself:
+// io.Copy(conn, f) calls f.WriteTo first, which hands ReadFrom f wrapped
+// (os.fileWithoutWriteTo, embedding *os.File), and that is the common way
+// here. Package net matches on syscall.Conn for the same reason.
+type sendfileSource interface {
+	syscall.Conn
+	io.Seeker
+	Stat() (os.FileInfo, error)
+}
+
 // sendFile is ReadFrom's zero-copy way. handled is false when it did
 // nothing and the caller should copy another way: r is not a regular file,
 // or the kernel refuses sendfile for it before any byte was sent.
@@ -56,7 +67,7 @@ func (c *Conn) sendFile(r io.Reader) (written int64, err error, handled bool) {
 			return 0, nil, true
 		}
 	}
-	f, ok := r.(*os.File)
+	f, ok := r.(sendfileSource)
 	if !ok {
 		return 0, nil, false
 	}
