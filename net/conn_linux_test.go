@@ -1019,3 +1019,29 @@ func TestAllocs(t *testing.T) {
 		}
 	})
 }
+
+// TestNilConnAndListener: methods of a nil *Conn or *Listener answer
+// EINVAL (nil for addresses), as package net's do, and never panic.
+func TestNilConnAndListener(t *testing.T) {
+	var c *Conn
+	var l *Listener
+	for name, err := range map[string]error{
+		"Conn.Read":            func() error { _, err := c.Read(nil); return err }(),
+		"Conn.Write":           func() error { _, err := c.Write(nil); return err }(),
+		"Conn.Close":           c.Close(),
+		"Conn.SetDeadline":     c.SetDeadline(time.Time{}),
+		"Conn.SetKeepAlive":    c.SetKeepAlive(true),
+		"Listener.Accept":      func() error { _, err := l.Accept(); return err }(),
+		"Listener.Close":       l.Close(),
+		"Listener.SetDeadline": l.SetDeadline(time.Time{}),
+		"Conn.SetKeepAliveCfg": c.SetKeepAliveConfig(net.KeepAliveConfig{}),
+		"Conn.SetKeepAlivePrd": c.SetKeepAlivePeriod(time.Second),
+	} {
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%s on nil: %v, want EINVAL", name, err)
+		}
+	}
+	if c.LocalAddr() != nil || c.RemoteAddr() != nil || l.Addr() != nil {
+		t.Error("addresses of nil")
+	}
+}

@@ -371,11 +371,19 @@ func (l *Listener) Close() error {
 }
 
 // Addr returns the listener's network address.
-func (l *Listener) Addr() net.Addr { return l.addr }
+func (l *Listener) Addr() net.Addr {
+	if l == nil {
+		return nil
+	}
+	return l.addr
+}
 
 // SetDeadline sets a deadline for Accept, the blocked call included; the
 // zero time means none.
 func (l *Listener) SetDeadline(t time.Time) error {
+	if l == nil || l.fd.loop == nil {
+		return syscall.EINVAL
+	}
 	if err := l.fd.setDeadline(t, true, false); err != nil {
 		return &net.OpError{Op: "set", Net: l.net, Addr: l.addr, Err: err}
 	}
