@@ -305,7 +305,12 @@ func (b *Buffers) restart() bool {
 	}
 	s := b.starved[0]
 	b.starved = b.starved[1:]
-	if b.l.slab.lookup(s.ud) != nil {
+	switch sl := b.l.slab.lookup(s.ud); {
+	case sl == nil:
+	case b.l.cancelledSlot(sl):
+		// Its fd was cancelled while it waited: it must not start again.
+		b.l.completeSlot(s.ud, sl, -int32(unix.ECANCELED), 0)
+	default:
 		if err := b.l.drv.submit(s.ud, s.op, s.op.Opcode(), nil); err != nil {
 			b.l.complete(s.ud, errnoRes(err), 0)
 		}

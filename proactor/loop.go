@@ -37,11 +37,16 @@ type Loop struct {
 	slab     slab
 	timers   timerHeap
 	timerSeq uint64
-	backlog  []task    // submissions the driver could not take yet
-	epoch    time.Time // immutable: any goroutine may read the loop's clock
-	goid     uint64    // the loop goroutine's id, set before New returns
-	m        Metrics
-	closing  bool
+	// fdCancels: for each fd CancelFdInLoop cancelled by fd, the value of
+	// fdCancelSeq then. An op started before (slot.armSeq below it) was
+	// cancelled even if the driver found nothing of it in flight.
+	fdCancelSeq uint64
+	fdCancels   map[int]uint64
+	backlog     []task    // submissions the driver could not take yet
+	epoch       time.Time // immutable: any goroutine may read the loop's clock
+	goid        uint64    // the loop goroutine's id, set before New returns
+	m           Metrics
+	closing     bool
 	// guarded: a frame below recovers handler panics (callHandler).
 	guarded bool
 	// wokeWaiter: this turn woke a goroutine parked in Do, or a handler
@@ -178,9 +183,11 @@ func (l *Loop) Do(ctx context.Context, op Op) (res int32, flags uint32, err erro
 			}
 			return res, flags, err
 		}
-		// -ETIME is a Timeout op's own result; for any other op it
-		// means the deadline cut it short.
-		if _, isTimeout := op.(*Timeout); res == -int32(unix.ETIME) && !deadline.IsZero() && !isTimeout {
+		// -ETIME is a Timeout op's own result too; for it, the deadline
+		// cut it short only if that has passed (ctx's timer may not have
+		// fired yet). For any other op it always means the deadline.
+		_, isTimeout := op.(*Timeout)
+		if res == -int32(unix.ETIME) && !deadline.IsZero() && (!isTimeout || !time.Now().Before(deadline)) {
 			return res, flags, context.DeadlineExceeded
 		}
 	}
@@ -367,6 +374,14 @@ func (l *Loop) CancelFdInLoop(fd int) {
 		}
 	}
 	if l.drv.cancelFd(fd) {
+		// By fd: the slots are not marked. A buffered receive whose end
+		// (ENOBUFS) is already queued, or that the loop re-arms itself,
+		// would otherwise take up the fd again; cancelledSlot looks here.
+		l.fdCancelSeq++
+		if l.fdCancels == nil {
+			l.fdCancels = make(map[int]uint64)
+		}
+		l.fdCancels[fd] = l.fdCancelSeq
 		return
 	}
 	l.slab.each(func(ud uint64, sl *slot) {
@@ -731,6 +746,7 @@ func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint6
 	idx, sl := l.slab.alloc()
 	sl.op, sl.h, sl.w = op, h, w
 	sl.code = op.Opcode()
+	sl.armSeq = l.fdCancelSeq
 	ud := makeUD(idx, sl.gen)
 	if w != nil {
 		w.ud = ud
@@ -756,7 +772,11 @@ func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint6
 func (l *Loop) startTimed(t *task, ud uint64, idx uint32, sl *slot) uint64 {
 	if to, ok := t.op.(*Timeout); ok {
 		sl.loopTimeout = true
-		sl.timer = l.newTimer(to.D, func() { l.complete(ud, -int32(unix.ETIME), 0) })
+		d := to.D
+		if t.timeout > 0 {
+			d = min(d, t.timeout) // a deadline ends it as it ends any op
+		}
+		sl.timer = l.newTimer(d, func() { l.complete(ud, -int32(unix.ETIME), 0) })
 		l.m.Submitted[ring.OpTimeout]++
 		return ud
 	}
@@ -965,7 +985,7 @@ func (l *Loop) deliverSlow(ud uint64, res int32, flags uint32) {
 			}
 		}
 		if res == -int32(unix.ENOBUFS) {
-			if sl.cancelled {
+			if l.cancelledSlot(sl) {
 				// The cancel found nothing in flight: this was the
 				// final completion.
 				l.completeSlot(ud, sl, -int32(unix.ECANCELED), 0)
@@ -981,7 +1001,13 @@ func (l *Loop) deliverSlow(ud uint64, res int32, flags uint32) {
 			// Multishot emulated: deliver as the kernel would have, then
 			// arm the receive again under the same ud.
 			l.callHandlerSafe(sl.h, res, flags|ring.CQEFMore) // the re-arm below must run
-			if s := l.slab.lookup(ud); s != nil {
+			switch s := l.slab.lookup(ud); {
+			case s == nil:
+			case l.cancelledSlot(s):
+				// Cancelled (by the handler, say) while nothing was in
+				// flight: this is its final completion.
+				l.completeSlot(ud, s, -int32(unix.ECANCELED), 0)
+			default:
 				if err := l.drv.submit(ud, s.op, s.code, nil); err != nil {
 					l.complete(ud, errnoRes(err), 0)
 				}
@@ -990,6 +1016,19 @@ func (l *Loop) deliverSlow(ud uint64, res int32, flags uint32) {
 		}
 	}
 	l.completeSlot(ud, sl, res, flags)
+}
+
+// cancelledSlot reports whether sl's op was cancelled: by its id, or by
+// its fd after it started.
+func (l *Loop) cancelledSlot(sl *slot) bool {
+	if sl.cancelled {
+		return true
+	}
+	if l.fdCancels == nil || sl.op == nil {
+		return false
+	}
+	seq, ok := l.fdCancels[sl.op.PollFd()]
+	return ok && seq > sl.armSeq
 }
 
 // linkTimeoutDone handles the companion CQE of a LINK_TIMEOUT: -ETIME if it

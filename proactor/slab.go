@@ -59,6 +59,8 @@ type slot struct {
 	// then ends on ENOBUFS is finished, not paused, or the cancel (which
 	// found nothing left to cancel in the kernel) would be lost.
 	cancelled bool
+	// armSeq is Loop.fdCancelSeq when the op started (cancelledSlot).
+	armSeq uint64
 }
 
 // slab stores slots in fixed chunks so that a slot never moves: a
