@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func TestBrowser(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, append(args, "--dump-dom", ts.url+"/")...).Output()
+		out, err := chromium(ctx, bin, append(args, "--dump-dom", ts.url+"/")...).Output()
 		if err != nil {
 			t.Fatalf("chromium --dump-dom: %v", err)
 		}
@@ -73,7 +74,7 @@ func TestBrowser(t *testing.T) {
 		if dir := os.Getenv("FILESERVER_ARTIFACTS"); dir != "" {
 			shot := filepath.Join(dir, "browser-"+p.Backend().String()+".png")
 			sargs := append(args, "--screenshot="+shot, "--window-size=800,600", ts.url+"/")
-			if out, err := exec.CommandContext(ctx, bin, sargs...).CombinedOutput(); err != nil {
+			if out, err := chromium(ctx, bin, sargs...).CombinedOutput(); err != nil {
 				t.Errorf("screenshot: %v: %s", err, lastLine(string(out)))
 			}
 		}
@@ -88,4 +89,16 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	})
+}
+
+// chromium is the browser command, killed with every process it started
+// when ctx ends. Killing the first one is not enough: its renderer and
+// zygote children hold the output pipe, and Output waited for them (a
+// 10-minute hang of the whole package once, on a loaded machine).
+func chromium(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
