@@ -204,7 +204,7 @@ func (r *Reactor) drain(st *fdState, dir int) {
 			return
 		}
 		budget--
-		res, flags := e.op.Perform()
+		res, flags := r.perform(e.op)
 		if res == -int32(unix.EAGAIN) {
 			if flags&FlagAgainIsResult == 0 {
 				return

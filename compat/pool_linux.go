@@ -38,10 +38,11 @@ type pool struct {
 // jobResult is one completion from a worker. e is set on the final
 // completion only, so the loop recycles the entry exactly once.
 type jobResult struct {
-	e     *entry
-	ud    uint64
-	res   int32
-	flags uint32
+	e        *entry
+	ud       uint64
+	res      int32
+	flags    uint32
+	panicked any // Perform panicked with this (res is then -EINVAL)
 }
 
 func (p *pool) init(max int, signal func()) {
@@ -88,12 +89,12 @@ func (p *pool) worker() {
 		e.jobState = jobRunning
 		ud, op := e.ud, e.op
 		p.mu.Unlock()
-		res, flags := op.Perform()
+		res, flags, panicked := performOnWorker(op)
 		p.mu.Lock()
 		if p.closing {
 			return // Close delivers nothing further
 		}
-		jr := jobResult{ud: ud, res: res, flags: flags &^ FlagAgainIsResult}
+		jr := jobResult{ud: ud, res: res, flags: flags &^ FlagAgainIsResult, panicked: panicked}
 		if flags&FlagMore != 0 {
 			// Still armed: back of the queue, so one multishot job cannot
 			// monopolise a worker.
@@ -134,6 +135,9 @@ func (p *pool) takeDoneLocked() []jobResult {
 // postDone queues the results takeDoneLocked took. Loop goroutine.
 func (r *Reactor) postDone(batch []jobResult) {
 	for _, jr := range batch {
+		if jr.panicked != nil {
+			r.reportPanic(jr.panicked)
+		}
 		r.post(jr.ud, jr.res, jr.flags)
 		if jr.e != nil {
 			r.release(jr.e)

@@ -124,6 +124,11 @@ type Config struct {
 	// Workers bounds the pool that runs ops on unpollable descriptors.
 	// Zero means 4, io_uring's io-wq is bounded similarly per ring.
 	Workers int
+	// OnPanic, if set, receives the value of a panic in an Op's Perform,
+	// on the loop goroutine (for a worker's, from the Poll that delivers
+	// its result). The op completes with -EINVAL: an Op of another
+	// package that panics fails alone instead of killing the process.
+	OnPanic func(v any)
 }
 
 // ErrClosed is returned by Poll after Close.
@@ -169,6 +174,7 @@ type Reactor struct {
 	inPoll    bool
 	woke      bool // the last Poll consumed a Wake or Signal; see Woke
 	closed    bool
+	onPanic   func(any)
 
 	pool pool
 }
@@ -197,15 +203,46 @@ func NewReactor(cfg Config) (*Reactor, error) {
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	r := &Reactor{
-		epfd:  epfd,
-		fds:   make(map[int]*fdState),
-		byUD:  make(map[uint64]*entry),
-		ready: make([]Completion, 0, 64),
-		spare: make([]Completion, 0, 64),
+		epfd:    epfd,
+		fds:     make(map[int]*fdState),
+		byUD:    make(map[uint64]*entry),
+		ready:   make([]Completion, 0, 64),
+		spare:   make([]Completion, 0, 64),
+		onPanic: cfg.OnPanic,
 	}
 	r.wake.fd = evfd
 	r.pool.init(cfg.Workers, r.wake.signal)
 	return r, nil
+}
+
+// perform runs op.Perform on the loop goroutine; a panic there fails the
+// op (-EINVAL, final) and goes to Config.OnPanic.
+func (r *Reactor) perform(op Op) (res int32, flags uint32) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, flags = -int32(unix.EINVAL), 0
+			r.reportPanic(v)
+		}
+	}()
+	return op.Perform()
+}
+
+func (r *Reactor) reportPanic(v any) {
+	if r.onPanic != nil {
+		r.onPanic(v)
+	}
+}
+
+// performOnWorker is perform for the pool: the panic's value travels
+// with the result to the loop goroutine.
+func performOnWorker(op Op) (res int32, flags uint32, panicked any) {
+	defer func() {
+		if v := recover(); v != nil {
+			res, flags, panicked = -int32(unix.EINVAL), 0, v
+		}
+	}()
+	res, flags = op.Perform()
+	return res, flags, nil
 }
 
 // Fd returns the epoll descriptor.
@@ -239,7 +276,7 @@ func (r *Reactor) Submit(ud uint64, op Op) {
 	// Try first, wait only on EAGAIN: most sends, and receives on busy
 	// connections, never touch epoll at all.
 	for budget := drainBudget; budget > 0; budget-- {
-		res, flags := op.Perform()
+		res, flags := r.perform(op)
 		if res == -int32(unix.EAGAIN) {
 			if flags&FlagAgainIsResult != 0 {
 				r.post(ud, res, flags&^FlagAgainIsResult)

@@ -33,7 +33,7 @@ type epollDriver struct {
 }
 
 func newEpollDriver(l *Loop, opts Options) (*epollDriver, error) {
-	r, err := compat.NewReactor(compat.Config{Workers: opts.Workers})
+	r, err := compat.NewReactor(compat.Config{Workers: opts.Workers, OnPanic: l.ReportPanic})
 	if err != nil {
 		return nil, err
 	}

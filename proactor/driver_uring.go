@@ -238,7 +238,7 @@ func (d *uringDriver) rearm(ud uint64, op Op) error {
 
 func (d *uringDriver) toReactor(ud uint64, op Op) error {
 	if d.reactor == nil {
-		r, err := compat.NewReactor(compat.Config{})
+		r, err := compat.NewReactor(compat.Config{OnPanic: d.l.ReportPanic})
 		if err != nil {
 			return err
 		}

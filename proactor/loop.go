@@ -700,7 +700,7 @@ func (l *Loop) runTasks() {
 		backlog := l.backlog
 		l.backlog = nil
 		for i, t := range backlog {
-			l.start(t)
+			l.startGuarded(t)
 			backlog[i] = task{}
 		}
 	}
@@ -716,7 +716,7 @@ func (l *Loop) runTasks() {
 			if l.closing {
 				l.finish(t.h, t.w, -int32(unix.ECANCELED), 0)
 			} else {
-				l.start(*t)
+				l.startGuarded(*t)
 			}
 		case t.cancel != nil:
 			l.cancelWaiter(t.cancel)
@@ -738,6 +738,29 @@ func (l *Loop) runTasks() {
 // start gives a task's op a slot and hands it to the driver.
 func (l *Loop) start(t task) uint64 { return l.startOp(t.op, t.h, t.w, t.timeout) }
 
+// startGuarded is start for the tasks the loop goroutine takes from other
+// goroutines. The op's own code runs inside (Opcode, Prep, on epoll a
+// first Perform), and an Op of another package may panic there: that op
+// fails with -EINVAL, the panic is reported as a handler's would be, and
+// the loop goes on, instead of taking the process down. The slot is
+// freed; an SQE the panicking Prep had, zeroed, completes as a stale NOP.
+func (l *Loop) startGuarded(t task) {
+	defer func() {
+		if v := recover(); v != nil {
+			if sl := l.slab.lookup(l.starting); sl != nil {
+				if sl.timer != nil {
+					l.timers.remove(sl.timer)
+				}
+				l.slab.release(uint32(l.starting), sl)
+			}
+			l.starting = 0
+			l.ReportPanic(v)
+			l.finish(t.h, t.w, -int32(unix.EINVAL), 0)
+		}
+	}()
+	l.start(t)
+}
+
 // startOp is start with the task's fields as arguments, which spares
 // SubmitInLoop a task on the stack. The common case (no deadline, the
 // driver takes the op) stays in this small frame; the rest is in
@@ -745,16 +768,17 @@ func (l *Loop) start(t task) uint64 { return l.startOp(t.op, t.h, t.w, t.timeout
 func (l *Loop) startOp(op Op, h Handler, w *waiter, timeout time.Duration) uint64 {
 	idx, sl := l.slab.alloc()
 	sl.op, sl.h, sl.w = op, h, w
+	ud := makeUD(idx, sl.gen)
+	l.starting = ud // from here the op's own code runs (startGuarded)
 	sl.code = op.Opcode()
 	sl.armSeq = l.fdCancelSeq
-	ud := makeUD(idx, sl.gen)
 	if w != nil {
 		w.ud = ud
 	}
 	if _, ok := op.(*Timeout); ok || timeout > 0 {
+		l.starting = 0 // startTimed marks its own submission
 		return l.startTimed(&task{op: op, h: h, w: w, timeout: timeout}, ud, idx, sl)
 	}
-	l.starting = ud
 	var err error
 	if d, ok := l.drv.(*uringDriver); !ok || !d.submitPlain(ud, op, sl.code) {
 		err = l.drv.submit(ud, op, sl.code, nil)
