@@ -89,7 +89,7 @@ func (p *pool) worker() {
 		e.jobState = jobRunning
 		ud, op := e.ud, e.op
 		p.mu.Unlock()
-		res, flags, panicked := performOnWorker(op)
+		res, flags, panicked := performSafe(op)
 		p.mu.Lock()
 		if p.closing {
 			return // Close delivers nothing further

@@ -217,14 +217,12 @@ func NewReactor(cfg Config) (*Reactor, error) {
 
 // perform runs op.Perform on the loop goroutine; a panic there fails the
 // op (-EINVAL, final) and goes to Config.OnPanic.
-func (r *Reactor) perform(op Op) (res int32, flags uint32) {
-	defer func() {
-		if v := recover(); v != nil {
-			res, flags = -int32(unix.EINVAL), 0
-			r.reportPanic(v)
-		}
-	}()
-	return op.Perform()
+func (r *Reactor) perform(op Op) (int32, uint32) {
+	res, flags, panicked := performSafe(op)
+	if panicked != nil {
+		r.reportPanic(panicked)
+	}
+	return res, flags
 }
 
 func (r *Reactor) reportPanic(v any) {
@@ -233,9 +231,10 @@ func (r *Reactor) reportPanic(v any) {
 	}
 }
 
-// performOnWorker is perform for the pool: the panic's value travels
-// with the result to the loop goroutine.
-func performOnWorker(op Op) (res int32, flags uint32, panicked any) {
+// performSafe runs op.Perform and turns a panic into a failed op and the
+// panic's value. Workers call it directly: their panic travels with the
+// result to the loop goroutine.
+func performSafe(op Op) (res int32, flags uint32, panicked any) {
 	defer func() {
 		if v := recover(); v != nil {
 			res, flags, panicked = -int32(unix.EINVAL), 0, v

@@ -269,7 +269,7 @@ func (c *EventConn) updateRecv() {
 		c.closeWith(io.EOF)
 		return
 	}
-	want := resume && !c.eof
+	want := resume // and no FIN: that returned above
 	switch {
 	case want && !c.recvArmed:
 		el := c.el
@@ -618,7 +618,7 @@ func (c *EventConn) callDone(done func(int64, error), sent int64, err error) {
 }
 
 // recoverCallback, deferred around a call into the handler (OnOpen,
-// OnData, a SendFile's done), recovers its panic: the connection is
+// OnData, OnClose, a SendFile's done), recovers its panic: the connection is
 // aborted (its handler state cannot be trusted), the panic is reported as
 // the loop reports its own handlers' (Options.OnPanic), and net goes on
 // with what it was doing, so that no buffer, receive or count is lost and
@@ -705,14 +705,8 @@ func (c *EventConn) maybeRelease() {
 	// reported, and the connection is still removed: else Shutdown would
 	// wait for it for ever.
 	defer c.el.removeConn(c)
-	defer c.recoverOnClose()
+	defer c.recoverCallback() // only reports: the connection is closed already
 	c.el.s.h.OnClose(c, c.reason)
-}
-
-func (c *EventConn) recoverOnClose() {
-	if v := recover(); v != nil {
-		c.el.l.ReportPanic(v)
-	}
 }
 
 // undefer ends a fairness deferral.

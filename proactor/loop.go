@@ -462,10 +462,8 @@ func (l *Loop) callerTurn(t task) (started bool) {
 	held := true
 	defer func() {
 		if held {
-			if sl := l.slab.lookup(l.starting); sl != nil {
-				l.slab.release(uint32(l.starting), sl)
-			}
-			l.starting, l.callerW = 0, nil
+			l.dropStarting()
+			l.callerW = nil
 			l.inCaller = false
 			l.flushOwned.Store(false)
 			l.turn.Unlock()
@@ -747,18 +745,21 @@ func (l *Loop) start(t task) uint64 { return l.startOp(t.op, t.h, t.w, t.timeout
 func (l *Loop) startGuarded(t task) {
 	defer func() {
 		if v := recover(); v != nil {
-			if sl := l.slab.lookup(l.starting); sl != nil {
-				if sl.timer != nil {
-					l.timers.remove(sl.timer)
-				}
-				l.slab.release(uint32(l.starting), sl)
-			}
-			l.starting = 0
+			l.dropStarting()
 			l.ReportPanic(v)
 			l.finish(t.h, t.w, -int32(unix.EINVAL), 0)
 		}
 	}()
 	l.start(t)
+}
+
+// dropStarting frees the slot of the op whose own code panicked while it
+// started (l.starting); no timer or companion CQE is set up by then.
+func (l *Loop) dropStarting() {
+	if sl := l.slab.lookup(l.starting); sl != nil {
+		l.slab.release(uint32(l.starting), sl)
+	}
+	l.starting = 0
 }
 
 // startOp is start with the task's fields as arguments, which spares

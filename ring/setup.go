@@ -45,6 +45,10 @@ type Ring struct {
 	// left of it, not all of it again.
 	waitEnd time.Time
 
+	// closedIdx is what the queue pointers point at once the ring is
+	// closed (detach).
+	closedIdx [2]uint32
+
 	stats Stats
 }
 
@@ -361,16 +365,14 @@ func (r *Ring) Close() error {
 	return errors.Join(uerr, os.NewSyscallError("close", err))
 }
 
-// closedIndex is what a closed ring's queue pointers point at instead of
-// the unmapped memory: heads equal tails, no entries. GetSQE then returns
-// nil, Peek and CQReady see nothing, and Submit reaches the kernel with fd
-// -1 (EBADF) instead of faulting, which no recover could catch.
-var closedIndex [8]uint32
-
+// detach points a closed ring's queues at r.closedIdx instead of the
+// unmapped memory: heads equal tails, no entries. GetSQE then returns nil,
+// Peek and CQReady see nothing, and Submit reaches the kernel with fd -1
+// (EBADF) instead of faulting, which no recover could catch.
 func (r *Ring) detach() {
-	z := &closedIndex[0]
-	r.sq = sqRing{khead: z, ktail: z, kflags: z, kdropped: z}
-	r.cq = cqRing{khead: z, ktail: z, koverflow: z, cqes: unsafe.Pointer(&closedIndex)}
+	z, flags := &r.closedIdx[0], &r.closedIdx[1]
+	r.sq = sqRing{khead: z, ktail: z, kflags: flags, kdropped: flags}
+	r.cq = cqRing{khead: z, ktail: z, koverflow: flags, cqes: unsafe.Pointer(&r.closedIdx)}
 }
 
 // Fd returns the ring's file descriptor.
