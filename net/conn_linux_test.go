@@ -567,28 +567,36 @@ func TestDialContextCancel(t *testing.T) {
 	})
 }
 
+// fileAndPeer makes a file of size random bytes, opens it, and dials a
+// pair on network whose far end is read to EOF into got.
+func fileAndPeer(t *testing.T, p *proactor.Proactor, network string, size int) (data []byte, f *os.File, c *Conn, got <-chan []byte) {
+	t.Helper()
+	data = make([]byte, size)
+	rand.Read(data)
+	name := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	c, s := pair(t, p, network)
+	t.Cleanup(func() { s.Close() })
+	ch := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(s)
+		ch <- b
+	}()
+	return data, f, c, ch
+}
+
 func TestReadFromFile(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		for _, network := range []string{"tcp", "unix"} {
 			t.Run(network, func(t *testing.T) {
-				data := make([]byte, 1<<20)
-				rand.Read(data)
-				name := filepath.Join(t.TempDir(), "f")
-				if err := os.WriteFile(name, data, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				f, err := os.Open(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				c, s := pair(t, p, network)
-				defer s.Close()
-				got := make(chan []byte, 1)
-				go func() {
-					b, _ := io.ReadAll(s)
-					got <- b
-				}()
+				data, f, c, got := fileAndPeer(t, p, network, 1<<20)
 				// Skip a prefix with Seek and stop early with a
 				// LimitedReader, to check offsets both ways.
 				if _, err := f.Seek(100, io.SeekStart); err != nil {
@@ -620,24 +628,7 @@ func TestReadFromFile(t *testing.T) {
 // only recognised a bare *os.File: 8 MiB went through a 32 KiB buffer.
 func TestIoCopyFileSendfile(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
-		data := make([]byte, 8<<20)
-		rand.Read(data)
-		name := filepath.Join(t.TempDir(), "f")
-		if err := os.WriteFile(name, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		c, s := pair(t, p, "tcp")
-		defer s.Close()
-		got := make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(s)
-			got <- b
-		}()
+		data, f, c, got := fileAndPeer(t, p, "tcp", 8<<20)
 		const sendfileOp = 255 // proactor's pseudo-opcode for sendfile(2)
 		sendfiles := func() (n uint64) {
 			for _, m := range p.Metrics() {

@@ -10,6 +10,29 @@ import (
 	"github.com/ringo-io/ringo/ring"
 )
 
+// recvCancelling arms a multishot buffered receive on fd whose handler
+// gives each buffer back and calls cancel(id) on every completion that
+// says more will come; the completions go to the channel.
+func recvCancelling(t *testing.T, l *Loop, fd int, cancel func(id uint64)) <-chan recvEvent {
+	events := make(chan recvEvent, 16)
+	require.NoError(t, l.Post(func() {
+		bufs, err := l.Buffers()
+		require.NoError(t, err)
+		var id uint64
+		id, err = l.SubmitInLoop(&RecvBuffers{Fd: fd, Multishot: true, Bufs: bufs}, func(res int32, flags uint32) {
+			if flags&ring.CQEFBuffer != 0 {
+				bufs.Release(uint16(flags >> ring.CQEBufferShift))
+			}
+			if flags&ring.CQEFMore != 0 {
+				cancel(id)
+			}
+			events <- recvEvent{res: res, flags: flags}
+		})
+		require.NoError(t, err)
+	}))
+	return events
+}
+
 // TestCancelEmulatedMultishot: a buffered receive cancelled from its own
 // handler ends with a final completion on every kernel. Where the loop
 // emulates multishot (before 6.0) it re-armed the receive after the
@@ -22,22 +45,7 @@ func TestCancelEmulatedMultishot(t *testing.T) {
 			eachDriverOpts(t, Options{Kernel: k}, func(t *testing.T, p *Proactor) {
 				l := p.Loop(0)
 				a, b := socketpair(t)
-				events := make(chan recvEvent, 16)
-				require.NoError(t, l.Post(func() {
-					bufs, err := l.Buffers()
-					require.NoError(t, err)
-					var id uint64
-					id, err = l.SubmitInLoop(&RecvBuffers{Fd: b, Multishot: true, Bufs: bufs}, func(res int32, flags uint32) {
-						if flags&ring.CQEFBuffer != 0 {
-							bufs.Release(uint16(flags >> ring.CQEBufferShift))
-						}
-						if flags&ring.CQEFMore != 0 {
-							l.CancelInLoop(id)
-						}
-						events <- recvEvent{res: res, flags: flags}
-					})
-					require.NoError(t, err)
-				}))
+				events := recvCancelling(t, l, b, l.CancelInLoop)
 				_, err := unix.Write(a, []byte("x"))
 				require.NoError(t, err)
 				require.EqualValues(t, 1, next(t, events).res)
@@ -63,21 +71,7 @@ func TestCancelFdBeforeENOBUFS(t *testing.T) {
 		a, b := socketpair(t)
 		_, err := unix.Write(a, []byte("abc"))
 		require.NoError(t, err)
-		events := make(chan recvEvent, 16)
-		require.NoError(t, l.Post(func() {
-			bufs, err := l.Buffers()
-			require.NoError(t, err)
-			_, err = l.SubmitInLoop(&RecvBuffers{Fd: b, Multishot: true, Bufs: bufs}, func(res int32, flags uint32) {
-				if flags&ring.CQEFBuffer != 0 {
-					bufs.Release(uint16(flags >> ring.CQEBufferShift))
-				}
-				if flags&ring.CQEFMore != 0 {
-					l.CancelFdInLoop(b)
-				}
-				events <- recvEvent{res: res, flags: flags}
-			})
-			require.NoError(t, err)
-		}))
+		events := recvCancelling(t, l, b, func(uint64) { l.CancelFdInLoop(b) })
 		var evs []recvEvent
 		deadline := time.After(500 * time.Millisecond)
 	collect:

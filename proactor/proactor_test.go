@@ -891,37 +891,15 @@ func TestMaxLoops(t *testing.T) {
 }
 
 // panicPrep is an Op of another package whose own code is broken: Prep
-// (io_uring) and Perform (epoll) panic.
+// (io_uring) and Perform (epoll) panic where the op starts.
 type panicPrep struct{ Nop }
 
 func (panicPrep) Prep(*ring.SQE)           { panic("boom in Prep") }
 func (panicPrep) Perform() (int32, uint32) { panic("boom in Perform") }
 
-// TestOpPanics: an Op whose Prep or Perform panics, submitted from another
-// goroutine (so the loop goroutine starts it), fails with -EINVAL and a
-// reported panic; the loop goes on. It used to kill the process.
-func TestOpPanics(t *testing.T) {
-	eachDriver(t, func(t *testing.T, p *Proactor) {
-		panics := make(chan any, 4)
-		p.opts.OnPanic = func(_ int, v any) { panics <- v }
-		l := p.Loop(0)
-		res := make(chan int32, 1)
-		require.NoError(t, l.Submit(panicPrep{}, func(r int32, _ uint32) { res <- r }))
-		select {
-		case r := <-res:
-			require.Equal(t, errno(unix.EINVAL), r)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no completion for the op whose Prep panicked")
-		}
-		require.Contains(t, fmt.Sprint(<-panics), "boom in")
-		require.EqualValues(t, 0, do(t, l, Nop{}), "the loop goes on")
-	})
-}
-
-// panicLater is an op of another package on a socket that panics in
-// Perform once the socket is readable: the loop runs that Perform in its
-// reactor's poll (both drivers: OpSyscall takes the io_uring driver's
-// epoll path too), not where the op started.
+// panicLater panics in Perform only once its socket is readable, so in
+// the reactor's poll (both drivers: OpSyscall takes the io_uring
+// driver's epoll path too), not where the op started.
 type panicLater struct{ fd int }
 
 func (panicLater) Opcode() ring.Op   { return OpSyscall }
@@ -929,39 +907,11 @@ func (panicLater) Prep(*ring.SQE)    {}
 func (o panicLater) PollFd() int     { return o.fd }
 func (panicLater) Readiness() uint32 { return unix.EPOLLIN }
 func (o panicLater) Perform() (int32, uint32) {
-	var b [1]byte
-	if _, err := unix.Read(o.fd, b[:0]); err != nil {
-		return -int32(unix.EAGAIN), 0
-	}
-	var pfd = []unix.PollFd{{Fd: int32(o.fd), Events: unix.POLLIN}}
+	pfd := []unix.PollFd{{Fd: int32(o.fd), Events: unix.POLLIN}}
 	if n, _ := unix.Poll(pfd, 0); n == 0 {
 		return -int32(unix.EAGAIN), 0
 	}
 	panic("boom in a later Perform")
-}
-
-// TestOpPanicsWhenReady: the same for a Perform that panics only once its
-// fd is ready, inside the reactor's poll.
-func TestOpPanicsWhenReady(t *testing.T) {
-	eachDriver(t, func(t *testing.T, p *Proactor) {
-		panics := make(chan any, 4)
-		p.opts.OnPanic = func(_ int, v any) { panics <- v }
-		l := p.Loop(0)
-		a, b := socketpair(t)
-		res := make(chan int32, 1)
-		require.NoError(t, l.Submit(panicLater{fd: b}, func(r int32, _ uint32) { res <- r }))
-		time.Sleep(20 * time.Millisecond)
-		_, err := unix.Write(a, []byte("x"))
-		require.NoError(t, err)
-		select {
-		case r := <-res:
-			require.Equal(t, errno(unix.EINVAL), r)
-		case <-time.After(5 * time.Second):
-			t.Fatal("no completion for the op whose Perform panicked")
-		}
-		require.Contains(t, fmt.Sprint(<-panics), "boom in")
-		require.EqualValues(t, 0, do(t, l, Nop{}), "the loop goes on")
-	})
 }
 
 // panicOnPool panics in Perform on the epoll path's worker pool
@@ -974,15 +924,42 @@ func (panicOnPool) PollFd() int              { return -1 }
 func (panicOnPool) Readiness() uint32        { return 0 }
 func (panicOnPool) Perform() (int32, uint32) { panic("boom on a worker") }
 
-// TestOpPanicsOnWorker: the same for a Perform on a worker goroutine,
-// where a panic used to kill the process too.
-func TestOpPanicsOnWorker(t *testing.T) {
+// TestOpPanics: an Op whose own code panics, where the loop goroutine
+// starts it, in the reactor's poll once its fd is ready, or on a worker
+// goroutine, fails with -EINVAL and a reported panic, and the loop goes
+// on. Each used to kill the process.
+func TestOpPanics(t *testing.T) {
 	eachDriver(t, func(t *testing.T, p *Proactor) {
 		panics := make(chan any, 4)
 		p.opts.OnPanic = func(_ int, v any) { panics <- v }
 		l := p.Loop(0)
-		require.Equal(t, errno(unix.EINVAL), do(t, l, panicOnPool{}))
-		require.Equal(t, "boom on a worker", <-panics)
-		require.EqualValues(t, 0, do(t, l, Nop{}), "the loop goes on")
+		a, b := socketpair(t)
+		for _, tc := range []struct {
+			name  string
+			op    Op
+			ready func() // makes the op's fd ready, if it waits for it
+		}{
+			{"start", panicPrep{}, nil},
+			{"when ready", panicLater{fd: b}, func() {
+				time.Sleep(20 * time.Millisecond) // parked first
+				_, err := unix.Write(a, []byte("x"))
+				require.NoError(t, err)
+			}},
+			{"on a worker", panicOnPool{}, nil},
+		} {
+			res := make(chan int32, 1)
+			require.NoError(t, l.Submit(tc.op, func(r int32, _ uint32) { res <- r }), tc.name)
+			if tc.ready != nil {
+				tc.ready()
+			}
+			select {
+			case r := <-res:
+				require.Equal(t, errno(unix.EINVAL), r, tc.name)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: no completion for the op that panicked", tc.name)
+			}
+			require.Contains(t, fmt.Sprint(<-panics), "boom", tc.name)
+			require.EqualValues(t, 0, do(t, l, Nop{}), "%s: the loop goes on", tc.name)
+		}
 	})
 }
