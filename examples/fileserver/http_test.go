@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	stdnet "net"
 	"net/http"
@@ -768,6 +769,53 @@ func TestShutdown(t *testing.T) {
 		idle.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 			t.Fatalf("idle connection after shutdown: %v", err)
+		}
+	})
+}
+
+// TestShutdownBeforeServe: a shutdown that comes right after startup (a
+// signal at startup, or a quick test on a loaded machine) ends serving.
+// On the conn transport it runs before the serving goroutine has started,
+// which used to leave Accept parked forever on a listener nobody closed.
+func TestShutdownBeforeServe(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		cfg := defaultConfig()
+		cfg.root, cfg.addr, cfg.api = makeRoot(t), "127.0.0.1:0", testAPI
+		s, err := newServer(cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		var addr string
+		if testAPI == "callback" {
+			evs, err := s.serveEvents()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = evs.Addr().String()
+			done <- s.shutdown(context.Background())
+		} else {
+			ln, err := s.listen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = ln.Addr().String()
+			defer ln.Close()
+			if err := s.shutdown(context.Background()); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			go func() { done <- s.serve(ln) }()
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve or shutdown: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("still serving 10s after shutdown")
+		}
+		if _, err := stdnet.DialTimeout("tcp", addr, time.Second); err == nil {
+			t.Fatal("listener still open after shutdown")
 		}
 	})
 }

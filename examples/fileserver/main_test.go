@@ -172,8 +172,15 @@ func start(t *testing.T, p *proactor.Proactor, root string, mod func(*config)) *
 		if err := s.shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if err := <-ts.done; err != nil {
-			t.Errorf("serve: %v", err)
+		// Bounded, so that a server that does not stop fails this test
+		// by name instead of hanging the package until go test's timeout.
+		select {
+		case err := <-ts.done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("serve still running 30s after shutdown")
 		}
 	})
 	return ts

@@ -98,6 +98,13 @@ func (s *server) listen() (stdnet.Listener, error) {
 // goroutine that runs a session over net.Conn (the "conn" transport).
 func (s *server) serve(ln stdnet.Listener) error {
 	s.mu.Lock()
+	if s.draining.Load() {
+		// Shutdown ran before this goroutine did and found no listener
+		// to close: without this check Accept would wait forever.
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.ln = ln
 	s.mu.Unlock()
 	for {
