@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -139,5 +140,66 @@ func TestReadTakesQueuedData(t *testing.T) {
 		require.Equal(t, 0, n)
 		require.Equal(t, io.EOF, err)
 		require.Equal(t, before, recvOps(p))
+	})
+}
+
+// TestAcceptDeadlineOutOfFds: while accept4 fails with EMFILE, Accept
+// backs off, but its deadline still ends it on time and a SetDeadline
+// during a back-off takes effect at once. The back-off used to sleep its
+// full step (up to 1s) past the deadline and ignore a new one.
+func TestAcceptDeadlineOutOfFds(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		lc := ListenConfig{Proactor: p}
+		l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+		require.NoError(t, err)
+		ln := l.(*Listener)
+		defer ln.Close()
+		// A connection waits in the accept queue, so accept4 would
+		// succeed but for the descriptor limit.
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+
+		var old unix.Rlimit
+		require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
+		lim := old
+		lim.Cur = uint64(countFds() + 16)
+		require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+		var fill []int
+		defer func() {
+			for _, fd := range fill {
+				unix.Close(fd)
+			}
+			unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+		}()
+		for {
+			fd, err := unix.Dup(0)
+			if err != nil {
+				break
+			}
+			fill = append(fill, fd)
+		}
+
+		// Back-off steps 5, 10, 20 ... 640ms end 1.275s in: a 1.3s
+		// deadline falls early in the 1s step that follows.
+		const dl = 1300 * time.Millisecond
+		start := time.Now()
+		require.NoError(t, ln.SetDeadline(start.Add(dl)))
+		_, err = ln.Accept()
+		took := time.Since(start)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Less(t, took, dl+600*time.Millisecond, "Accept overslept its deadline")
+
+		// No deadline, then one set from another goroutine mid-back-off.
+		require.NoError(t, ln.SetDeadline(time.Time{}))
+		go func() {
+			time.Sleep(1300 * time.Millisecond)
+			ln.SetDeadline(time.Now())
+		}()
+		start = time.Now()
+		_, err = ln.Accept()
+		took = time.Since(start)
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		require.Less(t, took, dl+600*time.Millisecond, "SetDeadline did not cut the back-off short")
 	})
 }

@@ -80,11 +80,8 @@ func (fd *netFD) enter(d *deadline) error {
 }
 
 func (fd *netFD) enterLocked(d *deadline) error {
-	if fd.closing {
-		return net.ErrClosed
-	}
-	if !d.t.IsZero() && !time.Now().Before(d.t) {
-		return os.ErrDeadlineExceeded
+	if err := fd.stopped(d); err != nil {
+		return err
 	}
 	fd.refs++
 	return nil
@@ -136,12 +133,8 @@ func (fd *netFD) end(d *deadline, interrupted bool) error {
 	d.waiters--
 	last := fd.decrefLocked()
 	var why error
-	switch {
-	case !interrupted:
-	case fd.closing:
-		why = net.ErrClosed
-	case !d.t.IsZero() && !time.Now().Before(d.t):
-		why = os.ErrDeadlineExceeded
+	if interrupted {
+		why = fd.stopped(d)
 	}
 	fd.mu.Unlock()
 	if last {
@@ -186,22 +179,45 @@ func (d *deadline) set(t time.Time) bool {
 	return false
 }
 
-// sleep waits for dur unless the fd is closed or d's deadline changes
-// first. Accept uses it to back off when the process is out of descriptors.
-func (fd *netFD) sleep(d *deadline, dur time.Duration) {
+// sleep waits for dur, cut short by d's deadline, a change to it, or
+// Close. Accept uses it to back off when the process is out of
+// descriptors; the error says why it must stop retrying (net.ErrClosed,
+// os.ErrDeadlineExceeded), nil when it may try again.
+func (fd *netFD) sleep(d *deadline, dur time.Duration) error {
 	fd.mu.Lock()
-	ch := d.cancel
-	closing := fd.closing
-	fd.mu.Unlock()
-	if closing {
-		return
+	if err := fd.stopped(d); err != nil {
+		fd.mu.Unlock()
+		return err
 	}
+	if !d.t.IsZero() {
+		dur = min(dur, time.Until(d.t))
+	}
+	// As a waiter, a SetDeadline in the meantime closes ch.
+	d.waiters++
+	ch := d.cancel
+	fd.mu.Unlock()
 	t := time.NewTimer(dur)
-	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ch:
+		t.Stop()
 	}
+	fd.mu.Lock()
+	defer fd.mu.Unlock()
+	d.waiters--
+	return fd.stopped(d)
+}
+
+// stopped says whether a call waiting on d must give up: net.ErrClosed
+// after Close, os.ErrDeadlineExceeded once d's deadline passed.
+func (fd *netFD) stopped(d *deadline) error {
+	switch {
+	case fd.closing:
+		return net.ErrClosed
+	case !d.t.IsZero() && !time.Now().Before(d.t):
+		return os.ErrDeadlineExceeded
+	}
+	return nil
 }
 
 // Close cancels the parked ops, waits until every call using sysfd has

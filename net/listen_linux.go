@@ -315,7 +315,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		case res == -int32(unix.EMFILE) || res == -int32(unix.ENFILE):
 			// From 5ms doubling to 1s: net/http's values.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.fd.sleep(&l.fd.rd, backoff)
+			if err := l.fd.sleep(&l.fd.rd, backoff); err != nil {
+				return nil, l.opErr("accept", err)
+			}
 		case res == -int32(unix.EINTR) || res == -int32(unix.EAGAIN) || res == -int32(unix.ECONNABORTED):
 			// ECONNABORTED: the peer gave up while queued; package
 			// net's accept skips it too.
