@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -1035,4 +1036,37 @@ func TestNilConnAndListener(t *testing.T) {
 	if c.LocalAddr() != nil || c.RemoteAddr() != nil || l.Addr() != nil {
 		t.Error("addresses of nil")
 	}
+}
+
+// TestListenV4Mapped: a v4-mapped address listens as package net's does,
+// on an AF_INET socket ("tcp", "tcp4"), and "tcp6" refuses it.
+func TestListenV4Mapped(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		lc := ListenConfig{Proactor: p}
+		for _, c := range []struct{ network, addr string }{
+			{"tcp", "[::ffff:127.0.0.1]:0"}, {"tcp4", "[::ffff:127.0.0.1]:0"},
+			{"tcp6", "[::ffff:127.0.0.1]:0"}, {"tcp", "[::ffff:0.0.0.0]:0"},
+		} {
+			want, werr := net.Listen(c.network, c.addr)
+			got, gerr := lc.Listen(context.Background(), c.network, c.addr)
+			if (werr == nil) != (gerr == nil) {
+				t.Errorf("Listen(%q, %q): %v, package net: %v", c.network, c.addr, gerr, werr)
+			}
+			if werr == nil && gerr == nil {
+				w, g := want.Addr().(*net.TCPAddr), got.Addr().(*net.TCPAddr)
+				var wsa unix.Sockaddr
+				rc, _ := want.(*net.TCPListener).SyscallConn()
+				rc.Control(func(fd uintptr) { wsa, _ = unix.Getsockname(int(fd)) })
+				gsa, _ := unix.Getsockname(got.(*Listener).fd.sysfd)
+				if w.IP.String() != g.IP.String() || fmt.Sprintf("%T", wsa) != fmt.Sprintf("%T", gsa) {
+					t.Errorf("Listen(%q, %q) on %v (%T), package net on %v (%T)", c.network, c.addr, g, gsa, w, wsa)
+				}
+			}
+			for _, ln := range []net.Listener{want, got} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
+		}
+	})
 }

@@ -98,11 +98,16 @@ func (lc *ListenConfig) socketTCP(ctx context.Context, network, address string) 
 	ap := aps[0]
 	if network == "tcp" {
 		for _, a := range aps {
-			if a.Addr().Is4() {
+			if a.Addr().Unmap().Is4() {
 				ap = a
 				break
 			}
 		}
+	}
+	if network != "tcp6" {
+		// A v4-mapped address is an IPv4 one to package net: it gets
+		// an AF_INET socket, and ::ffff:0.0.0.0 is the wildcard.
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	addr := tcpAddr(ap)
 	family, v6only := unix.AF_INET, false
