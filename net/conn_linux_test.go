@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -1068,5 +1069,65 @@ func TestListenV4Mapped(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// TestFile: Conn.File and Listener.File give independent copies of the
+// socket, as package net's do: each works alone, closing the copy leaves
+// the original serving, and a closed original refuses with net.ErrClosed.
+func TestFile(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		for _, network := range []string{"tcp", "unix"} {
+			c, s := pair(t, p, network)
+			f, err := c.File()
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(f.Name(), network+":"), f.Name())
+			_, err = f.Write([]byte("via copy"))
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+			_, err = c.Write([]byte(" and original"))
+			require.NoError(t, err)
+			buf := make([]byte, 64)
+			var got []byte
+			for len(got) < len("via copy and original") {
+				n, err := s.Read(buf)
+				require.NoError(t, err)
+				got = append(got, buf[:n]...)
+			}
+			require.Equal(t, "via copy and original", string(got))
+			require.NoError(t, c.Close())
+			_, err = c.File()
+			require.ErrorIs(t, err, net.ErrClosed)
+			s.Close()
+		}
+
+		ln := testListen(t, p, "tcp")
+		f, err := ln.File()
+		require.NoError(t, err)
+		require.NoError(t, ln.Close())
+		// The copy still listens on the address.
+		fl, err := net.FileListener(f)
+		require.NoError(t, err)
+		f.Close()
+		defer fl.Close()
+		d, err := net.Dial("tcp", fl.Addr().String())
+		require.NoError(t, err)
+		d.Close()
+		a, err := fl.Accept()
+		require.NoError(t, err)
+		a.Close()
+		_, err = ln.File()
+		require.ErrorIs(t, err, net.ErrClosed)
+
+		ln2 := testListen(t, p, "tcp")
+		defer ln2.Close()
+		rc, err := ln2.SyscallConn()
+		require.NoError(t, err)
+		var typ int
+		require.NoError(t, rc.Control(func(fd uintptr) {
+			typ, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		}))
+		require.Equal(t, unix.SOCK_STREAM, typ)
+		require.ErrorIs(t, rc.Read(func(uintptr) bool { return true }), syscall.EINVAL)
 	})
 }

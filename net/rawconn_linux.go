@@ -1,6 +1,8 @@
 package net
 
 import (
+	"net"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -75,4 +77,75 @@ func (c *Conn) rawWait(op string, d *deadline, w *waiter, poll *proactor.PollAdd
 			return c.opErr(op, errnoErr("poll", res))
 		}
 	}
+}
+
+// File returns a copy of the socket's descriptor as an *os.File, as
+// package net's TCPConn.File does (to pass it to a child process, say).
+// Closing one does not close the other. The copy shares the socket, so it
+// stays non-blocking: reading it from another program must expect EAGAIN.
+// As with package net, calling the File's Fd method puts the shared
+// socket in blocking mode, which would stall this Conn's own calls; use
+// the File's SyscallConn in this process instead.
+func (c *Conn) File() (*os.File, error) {
+	if !c.ok() {
+		return nil, syscall.EINVAL
+	}
+	f, err := c.fd.dupFile(c.net, c.laddr, c.raddr)
+	return f, c.opErr("file", err)
+}
+
+// SyscallConn returns a raw view of the listening socket, for options
+// package net does not wrap. As with package net's listeners, only
+// Control is supported: Read and Write return syscall.EINVAL.
+func (l *Listener) SyscallConn() (syscall.RawConn, error) {
+	if l == nil || l.fd.loop == nil {
+		return nil, syscall.EINVAL
+	}
+	return rawListener{l}, nil
+}
+
+// File returns a copy of the listening socket's descriptor as an
+// *os.File, as package net's TCPListener.File does.
+func (l *Listener) File() (*os.File, error) {
+	if l == nil || l.fd.loop == nil {
+		return nil, syscall.EINVAL
+	}
+	f, err := l.fd.dupFile(l.net, l.addr, nil)
+	return f, l.opErr("file", err)
+}
+
+type rawListener struct{ l *Listener }
+
+func (rl rawListener) Control(f func(fd uintptr)) error {
+	l := rl.l
+	if err := l.fd.incref(); err != nil {
+		return l.opErr("raw-control", err)
+	}
+	defer l.fd.decref()
+	f(uintptr(l.fd.sysfd))
+	return nil
+}
+
+func (rawListener) Read(func(uintptr) bool) error  { return syscall.EINVAL }
+func (rawListener) Write(func(uintptr) bool) error { return syscall.EINVAL }
+
+// dupFile dups sysfd (close-on-exec) into an *os.File named as package
+// net names them: "tcp:127.0.0.1:80->127.0.0.1:5000".
+func (fd *netFD) dupFile(network string, laddr, raddr net.Addr) (*os.File, error) {
+	if err := fd.incref(); err != nil {
+		return nil, err
+	}
+	defer fd.decref()
+	nfd, err := unix.FcntlInt(uintptr(fd.sysfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("dupfd", err)
+	}
+	var ls, rs string
+	if laddr != nil {
+		ls = laddr.String()
+	}
+	if raddr != nil {
+		rs = raddr.String()
+	}
+	return os.NewFile(uintptr(nfd), network+":"+ls+"->"+rs), nil
 }
