@@ -24,12 +24,16 @@ type rawConn struct{ c *Conn }
 
 // Control calls f with the descriptor, which stays open until f returns.
 func (rc rawConn) Control(f func(fd uintptr)) error {
-	c := rc.c
-	if err := c.fd.incref(); err != nil {
-		return c.opErr("raw-control", err)
+	return rc.c.opErr("raw-control", rc.c.fd.control(f))
+}
+
+// control calls f with sysfd, which stays open until f returns.
+func (fd *netFD) control(f func(fd uintptr)) error {
+	if err := fd.incref(); err != nil {
+		return err
 	}
-	defer c.fd.decref()
-	f(uintptr(c.fd.sysfd))
+	defer fd.decref()
+	f(uintptr(fd.sysfd))
 	return nil
 }
 
@@ -117,13 +121,7 @@ func (l *Listener) File() (*os.File, error) {
 type rawListener struct{ l *Listener }
 
 func (rl rawListener) Control(f func(fd uintptr)) error {
-	l := rl.l
-	if err := l.fd.incref(); err != nil {
-		return l.opErr("raw-control", err)
-	}
-	defer l.fd.decref()
-	f(uintptr(l.fd.sysfd))
-	return nil
+	return rl.l.opErr("raw-control", rl.l.fd.control(f))
 }
 
 func (rawListener) Read(func(uintptr) bool) error  { return syscall.EINVAL }
