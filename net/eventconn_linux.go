@@ -68,6 +68,10 @@ type EventConn struct {
 	dirty      bool
 	lastActive time.Time
 	sentAt     time.Time // WriteTimeout: the queue's last progress, or when it filled
+	// The kernel's send queue (SIOCOUTQ) as sweep last saw it during the
+	// stall that began at outqMark; see peerTook.
+	outqSeen int
+	outqMark time.Time
 
 	laddr, raddr net.Addr
 }
@@ -501,6 +505,21 @@ func (c *EventConn) progressed() {
 		now := time.Now()
 		c.lastActive, c.sentAt = now, now
 	}
+}
+
+// peerTook reports whether the peer took bytes from the socket's send
+// queue since sweep last looked during this stall: progress our sends do
+// not show while the kernel's buffer (megabytes on a fast path) holds
+// enough to wait on, and the socket stays unwritable. The first look of
+// a stall only records the queue, and says false.
+func (c *EventConn) peerTook() bool {
+	q, err := unix.IoctlGetInt(c.fd, unix.SIOCOUTQ)
+	if err != nil {
+		return false
+	}
+	took := c.outqMark.Equal(c.sentAt) && q < c.outqSeen
+	c.outqSeen, c.outqMark = q, c.sentAt
+	return took
 }
 
 // sent accounts n bytes of q[0] as sent.

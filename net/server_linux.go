@@ -708,14 +708,26 @@ func (el *evLoop) sweep() {
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
+		// A queue that has not moved for half a timeout is looked at
+		// in the kernel: a slow reader may be draining a large socket
+		// buffer, which is progress. A stalled one is cut off once the
+		// timeout passed and an earlier look of this stall saw the
+		// kernel's queue no shorter (so up to a sweep late).
+		looked := c.outqMark.Equal(c.sentAt)
+		if len(c.q) > 0 && c.state < stateClosed &&
+			((el.writeTO && now.Sub(c.sentAt) >= wto/2) || (el.idle && now.Sub(c.lastActive) >= idle/2)) &&
+			c.peerTook() {
+			c.progressed()
+			continue
+		}
 		switch {
-		case el.writeTO && len(c.q) > 0 && c.state < stateClosed && now.Sub(c.sentAt) >= wto:
+		case el.writeTO && len(c.q) > 0 && c.state < stateClosed && now.Sub(c.sentAt) >= wto && looked:
 			el.m.writeTimeouts.Add(1)
 			c.abort(ErrWriteTimeout)
-		case el.idle && c.state == stateOpen && now.Sub(c.lastActive) >= idle:
+		case el.idle && c.state == stateOpen && now.Sub(c.lastActive) >= idle && (len(c.q) == 0 || looked):
 			el.m.idleClosed.Add(1)
 			c.closeWith(ErrIdleTimeout)
-		case el.idle && c.state == stateClosing && now.Sub(c.lastActive) >= idle:
+		case el.idle && c.state == stateClosing && now.Sub(c.lastActive) >= idle && (len(c.q) == 0 || looked):
 			// Flushing before close, and nothing has moved for the
 			// timeout: the peer stopped reading.
 			c.abort(ErrIdleTimeout)

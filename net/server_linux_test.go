@@ -2,6 +2,7 @@ package net
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -406,17 +407,60 @@ func TestServeIdleTimeout(t *testing.T) {
 // then (close) closes it gracefully; it reports each OnClose error.
 type stuffer struct {
 	close bool
+	size  int // 0: 32 MiB
 	errs  chan error
 }
 
 func (h *stuffer) OnOpen(c *EventConn) {
-	c.Write(make([]byte, 32<<20))
+	c.Write(make([]byte, cmp.Or(h.size, 32<<20)))
 	if h.close {
 		c.Close()
 	}
 }
 func (h *stuffer) OnData(c *EventConn, data []byte) {}
 func (h *stuffer) OnClose(c *EventConn, err error)  { h.errs <- err }
+
+// TestServeSlowReader: a peer that reads slowly but steadily is not cut
+// off by WriteTimeout or IdleTimeout, though the server's socket buffer
+// (megabytes on loopback) keeps the socket unwritable for longer than the
+// timeout while it drains: that progress shows only in the kernel's send
+// queue. Both timeouts used to abort it within one timeout.
+func TestServeSlowReader(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		for _, tc := range []struct {
+			name string
+			opts ServeOptions
+		}{
+			{"write timeout", ServeOptions{WriteTimeout: 100 * time.Millisecond}},
+			{"idle timeout on close", ServeOptions{IdleTimeout: 100 * time.Millisecond}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				const size = 6 << 20
+				h := &stuffer{close: true, size: size, errs: make(chan error, 1)}
+				tc.opts.WriteQueueLimit = -1
+				s := serve(t, p, "tcp", h, tc.opts)
+				c := dialStd(t, s)
+				c.(*net.TCPConn).SetReadBuffer(64 << 10)
+				// About 8 MB/s, in steps far shorter than the timeout.
+				buf := make([]byte, 128<<10)
+				var n int
+				var err error
+				for err == nil {
+					time.Sleep(15 * time.Millisecond)
+					var m int
+					m, err = io.ReadFull(c, buf)
+					n += m
+				}
+				if n != size {
+					t.Fatalf("slow reader got %d of %d bytes: %v; OnClose: %v", n, size, err, <-h.errs)
+				}
+				if err := <-h.errs; err != nil {
+					t.Fatalf("OnClose err %v", err)
+				}
+			})
+		}
+	})
+}
 
 // TestServeNonReader: a peer that never reads cannot keep a connection
 // open. WriteTimeout aborts an open one whose queue stalls, and

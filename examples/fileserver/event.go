@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	stdnet "net"
 	"sync"
 	"time"
 
@@ -51,6 +52,22 @@ const (
 func delivered(fd int) bool {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
 	return err != nil || n == 0
+}
+
+// outq is the bytes in c's kernel send queue (sent but unacknowledged,
+// plus not yet sent), or -1 when unknown.
+func outq(c stdnet.Conn) int {
+	n := -1
+	if rc, ok := c.(*rnet.Conn); ok {
+		if sc, err := rc.SyscallConn(); err == nil {
+			_ = sc.Control(func(fd uintptr) {
+				if q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+					n = q
+				}
+			})
+		}
+	}
+	return n
 }
 
 type evHandler struct {

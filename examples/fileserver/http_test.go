@@ -612,6 +612,53 @@ func TestNonReader(t *testing.T) {
 	})
 }
 
+// TestSlowReader: a client that reads slowly but steadily gets the whole
+// response even though it takes many write timeouts, on both transports:
+// -write-timeout bounds a stall, as nginx's send_timeout, not the response.
+// The conn transport used to cut it after one timeout per SendFile.
+func TestSlowReader(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		const size = 8 << 20
+		if err := os.WriteFile(filepath.Join(root, "huge.bin"), bigContent(size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts := start(t, p, root, func(c *config) { c.writeTimeout = 100 * time.Millisecond })
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.(*stdnet.TCPConn).SetReadBuffer(64 << 10)
+		c.Write([]byte("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// About 8 MB/s: a second and more, ten timeouts at least, with
+		// no gap near one timeout. The server's socket buffer (up to
+		// 4 MiB) drains for longer than a timeout before it can send
+		// again: progress it sees only in the kernel's send queue.
+		start := time.Now()
+		buf := make([]byte, 128<<10)
+		var n int64
+		var rerr error
+		for rerr == nil {
+			time.Sleep(15 * time.Millisecond)
+			var m int
+			m, rerr = io.ReadFull(resp.Body, buf)
+			n += int64(m)
+		}
+		if n != size {
+			t.Fatalf("slow reader got %d of %d bytes in %v: %v", n, size, time.Since(start), rerr)
+		}
+		if took := time.Since(start); took < time.Second {
+			t.Fatalf("read in %v: not slow enough to test the timeout", took)
+		}
+	})
+}
+
 func TestChangesOnDisk(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)

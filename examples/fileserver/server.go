@@ -154,7 +154,8 @@ func (s *server) serveConn(c stdnet.Conn) {
 	sess := newSession(s, hostOnly(c.RemoteAddr()))
 	defer sess.release()
 	buf := make([]byte, 16<<10)
-	var idleSet, writeSet time.Time
+	var idleSet time.Time
+	var wc writeClock
 	inHeader := false
 	hdrAt := 0 // sess.served when the header deadline was set
 	for {
@@ -178,7 +179,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
-				if ferr := s.flush(c, sess, &writeSet); ferr != nil {
+				if ferr := s.flush(c, sess, &wc); ferr != nil {
 					return
 				}
 				if !again {
@@ -238,37 +239,78 @@ func linger(c stdnet.Conn, buf []byte) {
 // runs with the Conn's SendFile (zero copy), both under the write
 // deadline and Close. Any error ends the connection; a file that shrank
 // mid-send is one (its response cannot be completed).
-func (s *server) flush(c stdnet.Conn, sess *session, writeSet *time.Time) error {
+//
+// -write-timeout is nginx's send_timeout: a client is cut off when it
+// takes no byte for that long, not when the whole response takes longer
+// (1 GiB at 10 MB/s needs 100 s). So a deadline that passes while the
+// client still took bytes in its window (our sends progressed, or the
+// kernel's send queue shrank: a large socket buffer can keep the socket
+// unwritable for a whole window while a slow client drains it) is moved
+// on and the send goes on. A stalled client goes within one to two
+// timeouts of its last progress.
+func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 	var err error
 	// Like the read deadline, the write deadline moves at most once a
 	// second: each move is a timer operation.
-	if now := time.Now(); now.Sub(*writeSet) > time.Second {
-		*writeSet = now
-		c.SetWriteDeadline(now.Add(s.cfg.writeTimeout))
+	if now := time.Now(); now.Sub(wc.set) > time.Second {
+		wc.restart(c, now, s.cfg.writeTimeout)
+	}
+	// progressed reports whether a send that sent n bytes and failed with
+	// err should go on under a new deadline.
+	progressed := func(n int64, err error) bool {
+		var ne stdnet.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return false
+		}
+		if q := outq(c); n == 0 && (q < 0 || q >= wc.outq) {
+			return false
+		}
+		wc.restart(c, time.Now(), s.cfg.writeTimeout)
+		return true
 	}
 	sess.flushSegments(func(seg segment, b []byte) {
 		if seg.f == nil {
-			if err == nil {
-				_, err = c.Write(b)
+			for err == nil && len(b) > 0 {
+				var n int
+				n, err = c.Write(b)
+				b = b[n:]
+				if progressed(int64(n), err) {
+					err = nil
+				}
 			}
 			return
 		}
-		if err == nil {
-			rc, ok := c.(*rnet.Conn)
-			if !ok {
-				err = errors.New("file segment on a connection that is not ringo's")
-			} else {
-				var n int64
-				n, err = rc.SendFile(seg.f.fd, seg.off, seg.n)
-				if err == nil && n != seg.n {
-					err = fs.ErrFileShrunk
-				}
+		rc, ok := c.(*rnet.Conn)
+		if !ok && err == nil {
+			err = errors.New("file segment on a connection that is not ringo's")
+		}
+		for off, left := seg.off, seg.n; err == nil && left > 0; {
+			var n int64
+			n, err = rc.SendFile(seg.f.fd, off, left)
+			off, left = off+n, left-n
+			switch {
+			case progressed(n, err):
+				err = nil
+			case err == nil && left > 0:
+				err = fs.ErrFileShrunk
 			}
 		}
 		seg.f.release()
 	})
 	sess.reset()
 	return err
+}
+
+// writeClock is a connection's write deadline: when it was last set, and
+// the kernel's send queue then.
+type writeClock struct {
+	set  time.Time
+	outq int
+}
+
+func (wc *writeClock) restart(c stdnet.Conn, now time.Time, timeout time.Duration) {
+	wc.set, wc.outq = now, outq(c)
+	c.SetWriteDeadline(now.Add(timeout))
 }
 
 // shutdown stops accepting, lets idle connections go and waits for the
