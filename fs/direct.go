@@ -98,7 +98,9 @@ func (f *File) checkAlign(p []byte, off int64) error {
 			return &AlignmentError{What: "buffer address", Value: int64(addr), Align: a.Mem}
 		}
 	}
-	if off%int64(a.Offset) != 0 {
+	// off < 0 is an append-mode write: the kernel picks the offset (the
+	// file's size, which O_DIRECT keeps aligned) and checks it itself.
+	if off >= 0 && off%int64(a.Offset) != 0 {
 		return &AlignmentError{What: "offset", Value: off, Align: a.Offset}
 	}
 	if len(p)%a.Offset != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"strings"
@@ -42,7 +43,6 @@ var (
 	errNegativeOffset = errors.New("negative offset")
 	errAppendWriteAt  = errors.New("fs: WriteAt in O_APPEND mode")
 	errOtherProactor  = errors.New("fs: file belongs to another proactor")
-	errWhence         = errors.New("invalid whence")
 )
 
 // OpenOptions says where a File's operations run.
@@ -89,6 +89,16 @@ type File struct {
 	// by the release that leaves a closed file with none in flight.
 	ref     atomic.Int64
 	drained chan struct{}
+
+	// nonblockSet: fs set O_NONBLOCK on a stream descriptor that did not
+	// have it, and Close clears it again (the open file description may
+	// be shared, with a parent process's stdout say).
+	nonblockSet bool
+
+	// sendsMu guards sends, the cancels of the SendFiles in flight: their
+	// ops run on the socket, where Close's cancel by fd does not reach.
+	sendsMu sync.Mutex
+	sends   map[*context.CancelCauseFunc]struct{}
 
 	// posMu serializes Read, Write and Seek; pos is the file position
 	// they use (the kernel's own offset is left alone, except in append
@@ -165,18 +175,33 @@ func NewFile(fd int, name string, flag int, opts OpenOptions) (*File, error) {
 	if err != nil {
 		return nil, &PathError{Op: "newfile", Path: name, Err: err}
 	}
-	return newFile(fd, name, flag, p, loop, opts.NoInline), nil
+	f := newFile(fd, name, flag, p, loop, opts.NoInline)
+	if !f.stream {
+		// As os.NewFile: reading and writing go on from the
+		// descriptor's offset.
+		if pos, err := unix.Seek(fd, 0, io.SeekCurrent); err == nil {
+			f.pos = pos
+		}
+	}
+	return f, nil
 }
 
+// errForeignLoop is OpenOptions with a Loop of another Proactor.
+var errForeignLoop = errors.New("fs: OpenOptions.Loop is not a loop of OpenOptions.Proactor")
+
 func resolve(opts OpenOptions) (*proactor.Proactor, *proactor.Loop, error) {
-	p := opts.Proactor
-	if p == nil {
+	p, loop := opts.Proactor, opts.Loop
+	switch {
+	case loop != nil && p == nil:
+		p = loop.Proactor()
+	case loop != nil && loop.Proactor() != p:
+		return nil, nil, errForeignLoop
+	case p == nil:
 		var err error
 		if p, err = proactor.Default(); err != nil {
 			return nil, nil, err
 		}
 	}
-	loop := opts.Loop
 	if loop == nil {
 		loop = p.Next()
 	}
@@ -194,7 +219,9 @@ func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor
 			// A read of an empty FIFO would hold an epoll worker (or an
 			// io-wq thread) until data came, beyond the reach of cancel:
 			// make it non-blocking and wait for readiness instead.
-			if unix.SetNonblock(fd, true) == nil {
+			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			if err == nil && (fl&unix.O_NONBLOCK != 0 || unix.SetNonblock(fd, true) == nil) {
+				f.nonblockSet = fl&unix.O_NONBLOCK == 0
 				f.stream = true
 				noInline = true
 			}
@@ -231,11 +258,13 @@ func sysMode(m FileMode) uint32 {
 	return o
 }
 
-// Fd returns the descriptor. It stays valid until Close; fs keeps its own
-// position for Read and Write, so the kernel's offset is not it.
+// Fd returns the descriptor. It stays valid until Close, after which Fd
+// returns ^uintptr(0), as os.File's does (the number may be reused). fs
+// keeps its own position for Read and Write, so the kernel's offset is
+// not it.
 func (f *File) Fd() uintptr {
-	if f == nil {
-		return ^uintptr(0) // as os.File
+	if f == nil || f.closing() {
+		return ^uintptr(0)
 	}
 	return uintptr(f.fd)
 }
@@ -289,8 +318,16 @@ func (f *File) Close() error {
 	if old&refClosed != 0 {
 		return &PathError{Op: "close", Path: f.name, Err: ErrClosed}
 	}
+	f.sendsMu.Lock()
+	for cancel := range f.sends {
+		(*cancel)(ErrClosed)
+	}
+	f.sendsMu.Unlock()
 	if old != 0 {
 		f.cancelAndDrain()
+	}
+	if f.nonblockSet {
+		_ = unix.SetNonblock(f.fd, false)
 	}
 	if err := unix.Close(f.fd); err != nil {
 		return &PathError{Op: "close", Path: f.name, Err: err}
@@ -373,6 +410,11 @@ func (f *File) resErr(ctx context.Context, res int32, hadDeadline bool) error {
 		}
 		if f.closing() {
 			return ErrClosed
+		}
+		if res == -int32(unix.ECANCELED) && f.loop.Closed() {
+			// In flight when the Proactor closed: answered as the
+			// operations that start after it are.
+			return errProactorClosed
 		}
 	}
 	return unix.Errno(-res)

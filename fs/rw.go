@@ -272,6 +272,10 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	defer f.release()
 	f.posMu.Lock()
 	defer f.posMu.Unlock()
+	if f.stream {
+		// As os.File on a pipe, socket or terminal.
+		return 0, f.pathErr("seek", unix.ESPIPE)
+	}
 	var base int64
 	switch whence {
 	case io.SeekStart:
@@ -283,8 +287,16 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 			return 0, f.pathErr("seek", err)
 		}
 		base = st.Size
+	case unix.SEEK_DATA, unix.SEEK_HOLE:
+		// Sparse files: only the kernel knows where data and holes are.
+		pos, err := unix.Seek(f.fd, offset, whence)
+		if err != nil {
+			return 0, f.pathErr("seek", err)
+		}
+		f.pos = pos
+		return pos, nil
 	default:
-		return 0, f.pathErr("seek", errWhence)
+		return 0, f.pathErr("seek", unix.EINVAL)
 	}
 	pos := base + offset
 	if pos < 0 || (offset > 0 && pos < base) {

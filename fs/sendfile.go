@@ -81,7 +81,44 @@ func SendFile(ctx context.Context, loop *proactor.Loop, sock int, f *File, off, 
 	if loop == nil {
 		loop = f.loop
 	}
-	return sendFile(ctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
+	// The ops run on sock, out of reach of Close's cancel by fd (and a
+	// peer that stops reading would hold them, and Close, for good):
+	// Close cancels this context instead.
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if !f.trackSend(&cancel, true) {
+		return 0, f.pathErr("sendfile", ErrClosed)
+	}
+	defer f.trackSend(&cancel, false)
+	sent, err := sendFile(ctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
+	if err != nil && context.Cause(ctx) == ErrClosed {
+		err = f.pathErr("sendfile", ErrClosed)
+	}
+	return sent, err
+}
+
+// trackSend adds (or, add false, removes) a SendFile's cancel to those
+// Close calls. Adding fails once Close has begun: Close marks the file
+// closing before it takes sendsMu, so a SendFile it does not cancel sees
+// the mark here.
+func (f *File) trackSend(cancel *context.CancelCauseFunc, add bool) bool {
+	f.sendsMu.Lock()
+	defer f.sendsMu.Unlock()
+	if !add {
+		delete(f.sends, cancel)
+		return true
+	}
+	if f.closing() {
+		return false
+	}
+	if f.sends == nil {
+		f.sends = make(map[*context.CancelCauseFunc]struct{})
+	}
+	f.sends[cancel] = struct{}{}
+	return true
 }
 
 // SendFileFd is SendFile for a descriptor fs does not own (nil loop: the

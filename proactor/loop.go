@@ -142,6 +142,14 @@ func newLoop(p *Proactor, id int) *Loop {
 // ID returns the loop's index in its Proactor.
 func (l *Loop) ID() int { return l.id }
 
+// Proactor returns the Proactor the loop belongs to.
+func (l *Loop) Proactor() *Proactor { return l.p }
+
+// Closed reports whether the loop has stopped accepting work (its
+// Proactor is closing or closed). An op that completes with -ECANCELED on
+// a closed loop was cancelled by that Close.
+func (l *Loop) Closed() bool { return l.closed.Load() }
+
 // Submit queues op; h runs on the loop goroutine with each completion.
 // Safe from any goroutine. It fails only after Close.
 func (l *Loop) Submit(op Op, h Handler) error {
