@@ -200,12 +200,11 @@ func (ec *evConn) emit() {
 			c.Write(b)
 			return
 		}
-		f, want := seg.f, seg.n
 		ec.pending++
-		c.SendFile(f.fd, seg.off, seg.n, func(sent int64, err error) {
+		c.SendFile(seg.f.fd, seg.off, seg.n, func(sent int64, err error) {
 			ec.pending--
-			f.release()
-			if err != nil || sent != want {
+			ec.sess.segDone(seg, sent)
+			if err != nil || sent != seg.n {
 				// The file shrank or the peer left: the response cannot
 				// be completed, so the connection ends here, with a FIN
 				// right after the short body (the client sees it cut

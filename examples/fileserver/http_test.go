@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	stdnet "net"
 	"net/http"
@@ -738,20 +739,58 @@ func TestAccessLog(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)
 		logf := filepath.Join(t.TempDir(), "access.log")
+		const huge = 16 << 20
+		if err := os.WriteFile(filepath.Join(root, "huge.bin"), bigContent(huge), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		ts := start(t, p, root, func(c *config) { c.logPath = logf })
 		c := client(t)
 		do(t, c, "GET", ts.url+"/1k.bin")
 		do(t, c, "GET", ts.url+"/nope%22x")
-		ts.alog.flush()
-		b, err := os.ReadFile(logf)
+		// The size field is body bytes sent: none for HEAD, all of a
+		// file sent by SendFile, and what went out of one cut short.
+		do(t, c, "HEAD", ts.url+"/1k.bin")
+		do(t, c, "HEAD", ts.url+"/nope")
+		do(t, c, "GET", ts.url+"/big.bin")
+		cut, err := stdnet.Dial("tcp", ts.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) != 2 || !strings.HasPrefix(lines[0], "127.0.0.1 - - [") ||
-			!strings.HasSuffix(lines[0], `"GET /1k.bin HTTP/1.1" 200 1024`) ||
-			!strings.HasSuffix(lines[1], `"GET /nope%22x HTTP/1.1" 404 10`) {
+		cut.(*stdnet.TCPConn).SetReadBuffer(4096)
+		cut.Write([]byte("GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		io.ReadFull(cut, make([]byte, 64<<10))
+		cut.(*stdnet.TCPConn).SetLinger(0)
+		cut.Close() // a reset: the server's send fails
+		// The cut-off response is logged once its send has failed.
+		var b []byte
+		var lines []string
+		for deadline := time.Now().Add(5 * time.Second); len(lines) < 6 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			ts.alog.flush()
+			if b, err = os.ReadFile(logf); err != nil {
+				t.Fatal(err)
+			}
+			lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		}
+		bigSize := len(fileOf(t, root, "big.bin"))
+		want := []string{`"GET /1k.bin HTTP/1.1" 200 1024`, `"GET /nope%22x HTTP/1.1" 404 10`,
+			`"HEAD /1k.bin HTTP/1.1" 200 0`, `"HEAD /nope HTTP/1.1" 404 0`,
+			fmt.Sprintf(`"GET /big.bin HTTP/1.1" 200 %d`, bigSize)}
+		if len(lines) != len(want)+1 || !strings.HasPrefix(lines[0], "127.0.0.1 - - [") {
 			t.Fatalf("access log:\n%s", b)
+		}
+		for i, w := range want {
+			if !strings.HasSuffix(lines[i], w) {
+				t.Fatalf("access log line %d: %q, want it to end %q", i, lines[i], w)
+			}
+		}
+		last := lines[len(want)]
+		var sent int64
+		if i := strings.LastIndexByte(last, ' '); i > 0 {
+			sent, _ = strconv.ParseInt(last[i+1:], 10, 64)
+		}
+		if !strings.Contains(last, `"GET /huge.bin HTTP/1.1" 200 `) || sent < 64<<10 || sent >= huge {
+			t.Fatalf("access log of a response cut short: %q, want 200 and between 64 KiB and %d bytes", last, huge)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	stdnet "net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,7 +285,8 @@ func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 		if !ok && err == nil {
 			err = errors.New("file segment on a connection that is not ringo's")
 		}
-		for off, left := seg.off, seg.n; err == nil && left > 0; {
+		off, left := seg.off, seg.n
+		for err == nil && left > 0 {
 			var n int64
 			n, err = rc.SendFile(seg.f.fd, off, left)
 			off, left = off+n, left-n
@@ -295,7 +297,7 @@ func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 				err = fs.ErrFileShrunk
 			}
 		}
-		seg.f.release()
+		sess.segDone(seg, seg.n-left)
 	})
 	sess.reset()
 	return err
@@ -373,6 +375,43 @@ func hostOnly(a stdnet.Addr) string {
 	return h
 }
 
+// prefix is an entry up to its size field, for a response whose body is
+// still to be sent (a file): finish completes it with the bytes that went
+// out. It is a copy, as r's bytes belong to the connection's input.
+func (l *accessLog) prefix(host string, r *request, code int) []byte {
+	return appendLogPrefix(nil, host, r, code)
+}
+
+// finish writes an entry begun by prefix with n body bytes sent.
+func (l *accessLog) finish(prefix []byte, n int64) {
+	l.mu.Lock()
+	b := append(l.line[:0], prefix...)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, '\n')
+	l.w.Write(b)
+	l.line = b
+	l.mu.Unlock()
+}
+
+func appendLogPrefix(b []byte, host string, r *request, code int) []byte {
+	b = append(b, host...)
+	b = append(b, " - - ["...)
+	b = time.Now().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, "] \""...)
+	if r != nil {
+		b = appendEscaped(b, r.method)
+		b = append(b, ' ')
+		b = appendEscaped(b, r.target)
+		b = append(b, ' ')
+		b = appendEscaped(b, r.proto)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, "\" "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	return append(b, ' ')
+}
+
 // accessLog writes the common log format, buffered and flushed once a
 // second and at close.
 type accessLog struct {
@@ -418,23 +457,12 @@ func (l *accessLog) flush() {
 }
 
 // entry: host - - [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.1" 200 2326
+// where the last field is the body bytes sent.
 func (l *accessLog) entry(host string, r *request, code int, n int64) {
 	l.mu.Lock()
-	b := append(l.line[:0], host...)
-	b = append(b, " - - ["...)
-	b = time.Now().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = append(b, "] \""...)
-	if r != nil {
-		b = appendEscaped(b, r.method)
-		b = append(b, ' ')
-		b = appendEscaped(b, r.target)
-		b = append(b, ' ')
-		b = appendEscaped(b, r.proto)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, "\" "...)
-	b = fmt.Appendf(b, "%d %d\n", code, n)
+	b := appendLogPrefix(l.line[:0], host, r, code)
+	b = strconv.AppendInt(b, n, 10)
+	b = append(b, '\n')
 	l.w.Write(b)
 	l.line = b
 	l.mu.Unlock()

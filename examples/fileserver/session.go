@@ -25,6 +25,9 @@ type segment struct {
 	start, end int
 	f          *file
 	off, n     int64
+	// logLine is the access log entry of the response this file is the
+	// body of, up to its size: segDone completes it with the bytes sent.
+	logLine []byte
 }
 
 // session is the HTTP/1.x state of one connection, independent of the
@@ -143,9 +146,19 @@ func (s *session) reset() {
 // release drops the files of unsent segments (a connection that died).
 func (s *session) release() {
 	for _, sg := range s.segs {
-		sg.f.release()
+		s.segDone(sg, 0)
 	}
 	s.reset()
+}
+
+// segDone is the end of a file segment that a transport took (or release
+// dropped): sent of its n bytes went out. The access log says as much,
+// as nginx's body_bytes_sent does for a response cut short.
+func (s *session) segDone(sg segment, sent int64) {
+	if sg.logLine != nil {
+		s.srv.alog.finish(sg.logLine, sent)
+	}
+	sg.f.release()
 }
 
 func (s *session) fail(st parseStatus) {
@@ -215,6 +228,8 @@ func (s *session) simple(r *request, code int, extra string) {
 	if body != "" && (r == nil || string(r.method) != "HEAD") {
 		s.out = append(s.out, body...)
 		s.out = append(s.out, '\n')
+	} else {
+		n = 0 // the access log counts body bytes sent
 	}
 	s.log(r, code, int64(n))
 }
@@ -348,15 +363,22 @@ func (s *session) serveFile(r *request, f *file, vary, get bool) {
 	s.out = append(s.out, "Content-Length: "...)
 	s.out = strconv.AppendInt(s.out, n, 10)
 	s.out = append(s.out, "\r\n\r\n"...)
-	s.log(r, code, n)
 	switch {
 	case !get || n == 0:
+		s.log(r, code, 0)
 		f.release()
 	case f.body != nil:
 		s.out = append(s.out, f.body[off:off+n]...)
+		s.log(r, code, n)
 		f.release()
 	default:
-		s.segs = append(s.segs, segment{start: len(s.out), f: f, off: off, n: n})
+		// Logged once the transport has sent it: segDone.
+		s.srv.status(code)
+		var line []byte
+		if s.srv.alog != nil {
+			line = s.srv.alog.prefix(s.remote, r, code)
+		}
+		s.segs = append(s.segs, segment{start: len(s.out), f: f, off: off, n: n, logLine: line})
 	}
 }
 
@@ -506,8 +528,10 @@ func (s *session) listing(r *request, rel string) {
 	s.out = append(s.out, "\r\n\r\n"...)
 	if string(r.method) != "HEAD" {
 		s.out = append(s.out, b.Bytes()...)
+		s.log(r, 200, int64(b.Len()))
+	} else {
+		s.log(r, 200, 0)
 	}
-	s.log(r, 200, int64(b.Len()))
 }
 
 func (s *session) log(r *request, code int, n int64) {
