@@ -56,7 +56,11 @@ func (f *File) fixedIO(ctx context.Context, name string, bufs *proactor.FixedBuf
 		n = bufs.Size()
 	}
 	if f.direct {
-		if err := f.checkAlign(bufs.Buf(i)[:n], off); err != nil {
+		b := bufs.Buf(i)
+		if b == nil { // unregistered meanwhile
+			return 0, f.pathErr(name, unix.EINVAL)
+		}
+		if err := f.checkAlign(b[:n], off); err != nil {
 			return 0, f.pathErr(name, err)
 		}
 	}

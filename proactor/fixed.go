@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,8 +73,8 @@ type FixedBuffers struct {
 	// active: usable by ops, registered and not being unregistered. Ops
 	// read it on whatever loop they are submitted to.
 	active atomic.Bool
-	unreg  sync.Mutex // one Unregister at a time
-	freed  bool       // mem unmapped; loop goroutine, then the reaper
+	unreg  sync.Mutex  // one Unregister at a time
+	freed  atomic.Bool // mem unmapped (Buf answers nil): set once, by release
 }
 
 // RegisterBuffers maps count buffers of size bytes and registers them with
@@ -121,11 +122,12 @@ func (l *Loop) RegisterBuffers(size, count int) (*FixedBuffers, error) {
 	return b, nil
 }
 
-// Buf returns buffer i, or nil if there is no buffer i. The slice aliases
-// the mapping: it must not be used after Unregister or the loop's Close,
-// which unmap it.
+// Buf returns buffer i, or nil if there is no buffer i, or no buffers any
+// more (after Unregister or the loop's Close). The slice aliases the
+// mapping: it must not be used after Unregister or the loop's Close,
+// which unmap it (touching it then is a fault no recover can catch).
 func (b *FixedBuffers) Buf(i int) []byte {
-	if i < 0 || i >= b.count {
+	if b == nil || i < 0 || i >= b.count || b.freed.Load() {
 		return nil
 	}
 	return b.mem[i*b.size : (i+1)*b.size : (i+1)*b.size]
@@ -174,8 +176,7 @@ func (b *FixedBuffers) Unregister() error {
 // loop goroutine after unregistering, or by the reaper after the ring is
 // gone.
 func (b *FixedBuffers) release() {
-	if !b.freed {
-		b.freed = true
+	if !b.freed.Swap(true) {
 		unix.Munmap(b.mem)
 	}
 }
@@ -304,24 +305,42 @@ func (l *Loop) quiesceFixed(b *FixedBuffers, f *FixedFiles, active *atomic.Bool)
 	case err != nil:
 		return false, err
 	}
-	n := 0
-	for _, o := range l.p.loops {
-		if o == l {
-			continue
-		}
-		_ = o.inLoop(func() error { n += o.fixedInFlight(b, f); return nil }) // a closed loop has none
-	}
-	if n > 0 {
+	if n := othersInFlight(l, b, f); n > 0 {
 		active.Store(true)
 		return false, busy(n)
 	}
 	return true, nil
 }
 
+// othersInFlight counts the ops in flight that use b or f on every running
+// loop but l, of any Proactor: nothing stops an op on another Proactor's
+// loop from naming them (it then runs the plain op on the same memory).
+func othersInFlight(l *Loop, b *FixedBuffers, f *FixedFiles) int {
+	var others []*Loop
+	loopsByG.Range(func(_, v any) bool {
+		if o := v.(*Loop); o != l {
+			others = append(others, o)
+		}
+		return true
+	})
+	n := 0
+	for _, o := range others {
+		_ = o.inLoop(func() error { n += o.fixedInFlight(b, f); return nil }) // a closed loop has none
+	}
+	return n
+}
+
+// errFromLoop is a registration call made on a loop goroutine, which would
+// wait for a loop that waits for it.
+var errFromLoop = fmt.Errorf("proactor: registrations cannot change from a loop goroutine: %w", unix.EDEADLK)
+
 // inLoop runs fn on the loop goroutine and returns its error, or
-// ErrClosed if the loop closed before running it. Never from the loop
-// goroutine itself, which would wait for itself.
+// ErrClosed if the loop closed before running it. From a loop goroutine
+// (l's or another's, which it might wait for in turn) it refuses.
 func (l *Loop) inLoop(fn func() error) error {
+	if CurrentLoop() != nil {
+		return errFromLoop
+	}
 	ch := make(chan error, 1)
 	if err := l.Post(func() { ch <- fn() }); err != nil {
 		return err
@@ -355,9 +374,16 @@ func (l *Loop) startReaper() {
 		for _, o := range l.p.loops {
 			<-o.done
 		}
-		if b := l.fixed.bufs; b != nil {
-			b.release()
+		b := l.fixed.bufs
+		if b == nil {
+			return
 		}
+		// No op can start on the buffers now (their loop has exited),
+		// but one on another Proactor's loop may still be in flight.
+		for othersInFlight(l, b, nil) > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.release()
 	}()
 }
 
@@ -468,6 +494,12 @@ func (x *fixedIO) opcode(fixed, plain ring.Op) ring.Op {
 	return plain
 }
 
+// readiness is the op's Readiness: ev for a pollable fd, none for a file
+// (the worker pool runs it) or an op that fails without a syscall.
+func (x *fixedIO) readiness(p bool, ev uint32) uint32 {
+	return pollable(p && x.errno == 0, ev)
+}
+
 func (x *fixedIO) prep(sqe *ring.SQE, read bool, off int64) {
 	if x.fixedFile && !sqe.InRange(x.fileLo, x.fileHi) {
 		x.fixedFile = false // another loop's table: use the fd
@@ -523,16 +555,21 @@ func (x *fixedIO) perform(read bool, off int64) int32 {
 // at the file position. Fd is an fd, or with Files an index into that
 // loop's file table. Bufs and Files must be the submitting loop's own.
 // res is the byte count, 0 at end of file; -EINVAL for a bad buffer,
-// -EBADF for a bad file index. Files are not pollable: on epoll the op
-// runs on the worker pool.
+// -EBADF for a bad file index. As with Read, on epoll the op runs on the
+// worker pool unless Pollable is set: set it for a non-blocking pipe,
+// socket or character device, so that it waits for readiness (a read
+// there could hold a worker for good, beyond a deadline's or Close's
+// reach). The fd must be non-blocking, as for Read: epoll tries the op on
+// the loop goroutine first.
 type ReadFixed struct {
-	Fd    int
-	Files *FixedFiles
-	Bufs  *FixedBuffers
-	Buf   int
-	Off   int64
-	N     int
-	x     fixedIO
+	Fd       int
+	Files    *FixedFiles
+	Bufs     *FixedBuffers
+	Buf      int
+	Off      int64
+	N        int
+	Pollable bool
+	x        fixedIO
 }
 
 func (o *ReadFixed) Opcode() ring.Op { return o.resolve(ring.OpReadFixed, ring.OpRead) }
@@ -547,7 +584,7 @@ func (o *ReadFixed) resolve(fixed, plain ring.Op) ring.Op {
 	return o.x.opcode(fixed, plain)
 }
 func (o *ReadFixed) PollFd() int              { return int(o.x.fd) }
-func (o *ReadFixed) Readiness() uint32        { return 0 }
+func (o *ReadFixed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLIN) }
 func (o *ReadFixed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, true, o.Off) }
 func (o *ReadFixed) Perform() (int32, uint32) { return o.x.perform(true, o.Off), 0 }
 func (o *ReadFixed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
@@ -563,7 +600,7 @@ func (o *WriteFixed) Opcode() ring.Op {
 	return (*ReadFixed)(o).resolve(ring.OpWriteFixed, ring.OpWrite)
 }
 func (o *WriteFixed) PollFd() int              { return int(o.x.fd) }
-func (o *WriteFixed) Readiness() uint32        { return 0 }
+func (o *WriteFixed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLOUT) }
 func (o *WriteFixed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, false, o.Off) }
 func (o *WriteFixed) Perform() (int32, uint32) { return o.x.perform(false, o.Off), 0 }
 func (o *WriteFixed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
@@ -572,13 +609,14 @@ func (o *WriteFixed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
 
 // ReadIndexed is Read on a registered file: Index names a slot of Files
 // (IOSQE_FIXED_FILE on IORING_OP_READ, 5.6), Buf is ordinary memory. res as
-// Read's; -EBADF for a bad index.
+// Read's; -EBADF for a bad index. Pollable as ReadFixed's.
 type ReadIndexed struct {
-	Files *FixedFiles
-	Index int
-	Buf   []byte
-	Off   int64
-	x     fixedIO
+	Files    *FixedFiles
+	Index    int
+	Buf      []byte
+	Off      int64
+	Pollable bool
+	x        fixedIO
 }
 
 func (o *ReadIndexed) Opcode() ring.Op {
@@ -590,7 +628,7 @@ func (o *ReadIndexed) Opcode() ring.Op {
 	return o.x.opcode(ring.OpRead, ring.OpRead)
 }
 func (o *ReadIndexed) PollFd() int              { return int(o.x.fd) }
-func (o *ReadIndexed) Readiness() uint32        { return 0 }
+func (o *ReadIndexed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLIN) }
 func (o *ReadIndexed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, true, o.Off) }
 func (o *ReadIndexed) Perform() (int32, uint32) { return o.x.perform(true, o.Off), 0 }
 func (o *ReadIndexed) usesFixed(_ *FixedBuffers, f *FixedFiles) bool {
@@ -600,11 +638,12 @@ func (o *ReadIndexed) usesFixed(_ *FixedBuffers, f *FixedFiles) bool {
 // WriteIndexed is Write on a registered file (IOSQE_FIXED_FILE on
 // IORING_OP_WRITE, 5.6); as ReadIndexed otherwise.
 type WriteIndexed struct {
-	Files *FixedFiles
-	Index int
-	Buf   []byte
-	Off   int64
-	x     fixedIO
+	Files    *FixedFiles
+	Index    int
+	Buf      []byte
+	Off      int64
+	Pollable bool
+	x        fixedIO
 }
 
 func (o *WriteIndexed) Opcode() ring.Op {
@@ -616,7 +655,7 @@ func (o *WriteIndexed) Opcode() ring.Op {
 	return o.x.opcode(ring.OpWrite, ring.OpWrite)
 }
 func (o *WriteIndexed) PollFd() int              { return int(o.x.fd) }
-func (o *WriteIndexed) Readiness() uint32        { return 0 }
+func (o *WriteIndexed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLOUT) }
 func (o *WriteIndexed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, false, o.Off) }
 func (o *WriteIndexed) Perform() (int32, uint32) { return o.x.perform(false, o.Off), 0 }
 func (o *WriteIndexed) usesFixed(_ *FixedBuffers, f *FixedFiles) bool {

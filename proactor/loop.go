@@ -47,6 +47,7 @@ type Loop struct {
 	goid        uint64    // the loop goroutine's id, set before New returns
 	m           Metrics
 	closing     bool
+	zcWaiting   int // slots of zero-copy sends waiting only for their notification
 	// guarded: a frame below recovers handler panics (callHandler).
 	guarded bool
 	// wokeWaiter: this turn woke a goroutine parked in Do, or a handler
@@ -121,6 +122,9 @@ type task struct {
 type waiter struct {
 	res   int32
 	flags uint32
+	// data: res and flags hold a zero-copy send's data completion, which
+	// Do reports when the notification ends the op.
+	data bool
 	// direct: the result was left here by the waiting goroutine's own
 	// caller turn, with nothing sent on done.
 	direct bool
@@ -612,7 +616,8 @@ func (l *Loop) run(lockThread bool, ready chan<- error) {
 		l.runTasks()
 		l.runTimers()
 		l.runTurnEnd()
-		if l.closing && l.slab.inUse == 0 {
+		if l.closing && l.slab.inUse == l.zcWaiting {
+			l.orphanZC()
 			break
 		}
 		timeout := time.Duration(-1)
@@ -1096,10 +1101,21 @@ func (l *Loop) complete(ud uint64, res int32, flags uint32) {
 // completeSlot is complete for the slot sl that ud names.
 func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	final := flags&ring.CQEFMore == 0
+	if final && flags&ring.CQEFNotif == 0 && !sl.zcData && (sl.code == ring.OpSendZC || sl.code == ring.OpSendmsgZC) {
+		// io_uring ends every zero-copy send with its notification,
+		// a failed or cancelled one too, while a cancel or timeout in
+		// the epoll emulation answers once: deliver both, so that a
+		// handler that frees its buffer at the notification sees one.
+		l.completeSlot(ud, sl, res, flags|ring.CQEFMore)
+		res, flags = 0, ring.CQEFNotif
+	}
 	if final && !sl.linked && !sl.timedOut && sl.timer == nil && (sl.w == nil || flags&ring.CQEFNotif == 0) {
 		// The common case: an op without a deadline ends (for a waiter,
 		// not with a zero-copy send's notification, handled below).
 		h, w, code := sl.h, sl.w, sl.code
+		if sl.zcData {
+			l.zcWaiting--
+		}
 		l.slab.release(uint32(ud), sl)
 		l.m.Completed[code]++
 		if w != nil {
@@ -1123,20 +1139,30 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 			l.timers.remove(sl.timer)
 		}
 		h, w, code := sl.h, sl.w, sl.code
+		if sl.zcData {
+			l.zcWaiting--
+		}
 		l.slab.release(uint32(ud), sl)
 		l.m.Completed[code]++
-		if w != nil && flags&ring.CQEFNotif != 0 {
+		if w != nil && flags&ring.CQEFNotif != 0 && w.data {
 			// The final CQE of a zero-copy send is its notification:
-			// the waiter keeps the data CQE's result.
-			res, flags = w.res, w.flags
+			// the waiter keeps the data CQE's result (the op has ended,
+			// so without CQEFMore).
+			res, flags = w.res, w.flags&^ring.CQEFMore
 		}
 		l.finish(h, w, res, flags)
 		return
 	}
+	if !sl.zcData && (sl.code == ring.OpSendZC || sl.code == ring.OpSendmsgZC) {
+		// The data CQE: only the notification is to come, which Close
+		// does not wait for (see closeWaitsFor).
+		sl.zcData = true
+		l.zcWaiting++
+	}
 	if sl.w != nil {
 		// An intermediate CQE (zero-copy send data): remember it, wake
 		// the waiter only at the final one.
-		sl.w.res, sl.w.flags = res, flags
+		sl.w.res, sl.w.flags, sl.w.data = res, flags, true
 		return
 	}
 	l.callHandler(sl.h, res, flags)
@@ -1144,7 +1170,7 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 
 func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 	if w != nil {
-		w.res, w.flags = res, flags
+		w.res, w.flags, w.data = res, flags, false
 		w.ud = 0
 		if l.inCaller && w == l.callerW {
 			// The caller's own op, in its own turn, on its goroutine:
@@ -1202,6 +1228,36 @@ func (l *Loop) recoverPanic() {
 func (l *Loop) ReportPanic(v any) {
 	l.m.Panics++
 	l.p.reportPanic(l, v)
+}
+
+// zcOrphans keeps the zero-copy sends whose notification had not come when
+// their loop closed: the kernel may read their buffers until it does, and
+// the loop will not be there to see it. Never shrinks; it grows only by
+// sends to peers that stopped reading at Close.
+var zcOrphans struct {
+	sync.Mutex
+	ops []Op
+}
+
+// orphanZC lets the loop exit with zero-copy sends still waiting for their
+// notification (a peer that does not read holds it back for good, and
+// Close must not wait for it): their ops go to zcOrphans, and their Do
+// callers get the data completion's result.
+func (l *Loop) orphanZC() {
+	if l.zcWaiting == 0 {
+		return
+	}
+	zcOrphans.Lock()
+	defer zcOrphans.Unlock()
+	l.slab.each(func(ud uint64, sl *slot) {
+		zcOrphans.ops = append(zcOrphans.ops, sl.op)
+		w := sl.w
+		l.zcWaiting--
+		l.slab.release(uint32(ud), sl)
+		if w != nil {
+			l.finish(nil, w, w.res, w.flags&^ring.CQEFMore)
+		}
+	})
 }
 
 // shutdown cancels everything in flight; run exits once the slab is empty.

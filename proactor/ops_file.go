@@ -9,7 +9,9 @@ import (
 )
 
 // The file ops. Regular files are not pollable, so on epoll they run on the
-// worker pool (Readiness 0); set Pollable for a pipe, eventfd or socket.
+// worker pool (Readiness 0); set Pollable for a pipe, eventfd or socket,
+// which must be non-blocking (epoll tries the op on the loop goroutine
+// first, and io_uring answers -EAGAIN for it, which the loop waits out).
 
 // curPos as an offset means "at the file position" (FEAT_RW_CUR_POS, 5.6).
 const curPos = ^uint64(0)

@@ -158,6 +158,14 @@ func send(fd int, buf []byte, flags int) int32 {
 // twice: first with the byte count and CQEFMore, then, once the kernel no
 // longer reads Buf, with CQEFNotif. Buf must not change before the second.
 // On epoll it is a copying send that reports the same two completions.
+//
+// The notification waits for the peer to acknowledge the bytes: a peer
+// that stops reading holds it back, and a Do on the op with it, past any
+// deadline (Buf is the kernel's until then), until the socket is reset or
+// the peer reads. Proactor.Close does not wait for it: a send still
+// waiting then keeps its op, and so Buf, referenced for the life of the
+// process, and its handler never sees the notification (a Do returns the
+// data completion's result).
 type SendZC struct {
 	Fd    int
 	Buf   []byte
@@ -166,7 +174,11 @@ type SendZC struct {
 	sent bool // epoll: the data completion was reported
 }
 
-func (o *SendZC) Opcode() ring.Op   { return ring.OpSendZC }
+// Opcode also starts a submission: the op may be sent again once done.
+func (o *SendZC) Opcode() ring.Op {
+	o.sent = false
+	return ring.OpSendZC
+}
 func (o *SendZC) PollFd() int       { return o.Fd }
 func (o *SendZC) Readiness() uint32 { return unix.EPOLLOUT }
 func (o *SendZC) Prep(sqe *ring.SQE) {

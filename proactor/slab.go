@@ -61,6 +61,8 @@ type slot struct {
 	cancelled bool
 	// armSeq is Loop.fdCancelSeq when the op started (cancelledSlot).
 	armSeq uint64
+	// zcData: a zero-copy send's data CQE came; its notification is due.
+	zcData bool
 }
 
 // slab stores slots in fixed chunks so that a slot never moves: a
