@@ -128,6 +128,12 @@ func (c *EventConn) Write(b []byte) {
 // ended. The caller keeps fd open until done. A negative fd or off fails
 // at once with os.ErrInvalid; an fd sendfile(2) cannot read from fails in
 // done with the system call's error, and the connection goes on.
+//
+// sendfile(2) runs on the loop goroutine (io_uring has no opcode for it),
+// so a range that is not in the page cache is read from disk there, and
+// the loop's other connections wait meanwhile, as with nginx's sendfile
+// without aio threads. For cold files larger than memory, read ahead
+// (fs's ReadAt, posix_fadvise WILLNEED) before queueing the range.
 func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err error)) {
 	if c.state != stateOpen || c.shutWR {
 		if done != nil {
