@@ -128,8 +128,8 @@ type ServeOptions struct {
 	// WriteTimeout aborts a connection whose queued output has made no
 	// progress for that long (its peer stopped reading), dropping the
 	// queue, with ErrWriteTimeout. Progress is any byte sent, or taken
-	// by the peer from the kernel's send queue (SIOCOUTQ, looked at once
-	// a queue has not moved for half the timeout), so a slow reader of a
+	// by the peer from the kernel's send queue (SIOCOUTQ, looked at each
+	// sweep once a queue has not moved for one), so a slow reader of a
 	// large response is not cut off while it drains a socket buffer of
 	// megabytes. A stalled peer goes up to one sweep (a quarter of the
 	// timeout) after it. 0 means never.

@@ -708,16 +708,19 @@ func (el *evLoop) sweep() {
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
-		// A queue that has not moved for half a timeout is looked at
-		// in the kernel: a slow reader may be draining a large socket
-		// buffer, which is progress. A stalled one is cut off once the
-		// timeout passed and an earlier look of this stall saw the
-		// kernel's queue no shorter (so up to a sweep late).
+		// A queue that has not moved for a sweep period is looked at
+		// in the kernel at every sweep: a slow reader may be draining
+		// a large socket buffer, which is progress. A stalled one is
+		// cut off once the timeout passed and an earlier look of this
+		// stall saw the kernel's queue no shorter (so up to a sweep
+		// late).
 		looked := c.outqMark.Equal(c.sentAt)
 		if len(c.q) > 0 && c.state < stateClosed &&
-			((el.writeTO && now.Sub(c.sentAt) >= wto/2) || (el.idle && now.Sub(c.lastActive) >= idle/2)) &&
+			((el.writeTO && now.Sub(c.sentAt) >= wto/4) || (el.idle && now.Sub(c.lastActive) >= idle/4)) &&
 			c.peerTook() {
 			c.progressed()
+			// The queue just seen is the next stall's baseline.
+			c.outqMark = c.sentAt
 			continue
 		}
 		switch {

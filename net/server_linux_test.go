@@ -462,6 +462,31 @@ func TestServeSlowReader(t *testing.T) {
 	})
 }
 
+// TestServeBurstyReader: a peer that reads in bursts (512 KiB every 70 ms
+// under a 100 ms WriteTimeout) is progress too; the sweep used to look at
+// the kernel's queue only late in a stall, and missed the bursts.
+func TestServeBurstyReader(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		const size = 8 << 20
+		h := &stuffer{close: true, size: size, errs: make(chan error, 1)}
+		s := serve(t, p, "tcp", h, ServeOptions{WriteTimeout: 100 * time.Millisecond, WriteQueueLimit: -1})
+		c := dialStd(t, s)
+		c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		buf := make([]byte, 512<<10)
+		var n int
+		var err error
+		for err == nil {
+			time.Sleep(70 * time.Millisecond)
+			var m int
+			m, err = io.ReadFull(c, buf)
+			n += m
+		}
+		if n != size {
+			t.Fatalf("bursty reader got %d of %d bytes: %v; OnClose: %v", n, size, err, <-h.errs)
+		}
+	})
+}
+
 // TestServeNonReader: a peer that never reads cannot keep a connection
 // open. WriteTimeout aborts an open one whose queue stalls, and
 // IdleTimeout aborts a graceful close that cannot finish flushing. Both
