@@ -82,8 +82,9 @@ type FixedBuffers struct {
 // second RegisterBuffers before Unregister fails with EBUSY. The memory is
 // counted against RLIMIT_MEMLOCK on io_uring (ENOMEM past it).
 //
-// Call it from any goroutine but the loop's own (it runs the registration
-// on the loop goroutine, which is the ring's only submitter, and waits).
+// Call it from any goroutine: it runs the registration on the loop
+// goroutine, which is the ring's only submitter (at once when called
+// there, from a handler; otherwise it waits for the loop).
 func (l *Loop) RegisterBuffers(size, count int) (*FixedBuffers, error) {
 	if size <= 0 || size > maxFixedBufSize || count <= 0 || count > maxFixedBuffers {
 		return nil, fmt.Errorf("proactor: RegisterBuffers(%d, %d): want 1..%d buffers of 1..%d bytes: %w",
@@ -149,8 +150,12 @@ func (b *FixedBuffers) Registered() bool { return b.kernel }
 // proactor, and leaves them registered: wait for those completions and
 // call it again. Ops that start after it (or while it checks the other
 // loops) complete with -EINVAL. After the loop's Close, which releases the
-// buffers itself, it returns nil. Not from a loop goroutine.
+// buffers itself, it returns nil. Not from a loop goroutine (of any
+// Proactor): it waits for every loop, and there fails with EDEADLK.
 func (b *FixedBuffers) Unregister() error {
+	if CurrentLoop() != nil {
+		return errFromLoop
+	}
 	b.unreg.Lock()
 	defer b.unreg.Unlock()
 	l := b.l
@@ -199,7 +204,7 @@ type FixedFiles struct {
 // RegisterFiles registers fds as the loop's file table; index i names
 // fds[i], and -1 leaves slot i empty. A loop has one table at a time (a
 // second fails with EBUSY). An fd that is not open fails with EBADF on
-// every driver. Not from the loop goroutine.
+// every driver. From any goroutine, as RegisterBuffers.
 func (l *Loop) RegisterFiles(fds []int) (*FixedFiles, error) {
 	if len(fds) == 0 || len(fds) > maxFixedFileSlots {
 		return nil, fmt.Errorf("proactor: RegisterFiles: want 1..%d fds, got %d: %w", maxFixedFileSlots, len(fds), unix.EINVAL)
@@ -250,8 +255,11 @@ func (f *FixedFiles) Registered() bool { return f.kernel }
 // Unregister drops the table. It fails with EBUSY while an op that uses
 // it is in flight, on any loop; ops that start after it complete with
 // -EBADF. After the loop's Close it returns nil. Not from a loop
-// goroutine.
+// goroutine (EDEADLK), as FixedBuffers.Unregister.
 func (f *FixedFiles) Unregister() error {
+	if CurrentLoop() != nil {
+		return errFromLoop
+	}
 	f.unreg.Lock()
 	defer f.unreg.Unlock()
 	l := f.l
@@ -330,16 +338,17 @@ func othersInFlight(l *Loop, b *FixedBuffers, f *FixedFiles) int {
 	return n
 }
 
-// errFromLoop is a registration call made on a loop goroutine, which would
-// wait for a loop that waits for it.
-var errFromLoop = fmt.Errorf("proactor: registrations cannot change from a loop goroutine: %w", unix.EDEADLK)
+// errFromLoop is an Unregister on a loop goroutine: it waits for every
+// running loop, and one that waited back would never answer.
+var errFromLoop = fmt.Errorf("proactor: Unregister from a loop goroutine: %w", unix.EDEADLK)
 
 // inLoop runs fn on the loop goroutine and returns its error, or
-// ErrClosed if the loop closed before running it. From a loop goroutine
-// (l's or another's, which it might wait for in turn) it refuses.
+// ErrClosed if the loop closed before running it. Called on l's own
+// goroutine (a registration from one of its handlers) it runs fn there
+// and then, instead of waiting for itself.
 func (l *Loop) inLoop(fn func() error) error {
-	if CurrentLoop() != nil {
-		return errFromLoop
+	if l.OnLoop() {
+		return fn()
 	}
 	ch := make(chan error, 1)
 	if err := l.Post(func() { ch <- fn() }); err != nil {

@@ -2,6 +2,8 @@ package proactor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime/debug"
@@ -374,22 +376,36 @@ func (a *atomicBufs) Store(b *FixedBuffers) { a.v.Store(b) }
 type atomicPointer[T any] = atomic.Pointer[T]
 type syncWG = sync.WaitGroup
 
-// TestUnregisterOnLoop: Unregister (or RegisterBuffers) called from a
-// handler or Post function fails with EDEADLK; it used to hang the loop
-// (and every later Close).
-func TestUnregisterOnLoop(t *testing.T) {
+// TestRegisterOnLoop: RegisterBuffers and RegisterFiles work from a
+// handler, of the loop itself or of another Proactor's loop, and
+// Unregister there fails with EDEADLK: it waits for every loop. Both used
+// to hang the loop (and every later Close).
+func TestRegisterOnLoop(t *testing.T) {
 	eachDriver(t, func(t *testing.T, p *Proactor) {
 		l := p.Loop(0)
-		bufs, err := l.RegisterBuffers(64, 1)
-		require.NoError(t, err)
-		got := make(chan error, 1)
-		require.NoError(t, l.Post(func() { got <- bufs.Unregister() }))
-		select {
-		case err := <-got:
-			require.ErrorIs(t, err, unix.EDEADLK)
-			require.NoError(t, bufs.Unregister())
-		case <-time.After(3 * time.Second):
-			t.Fatal("Unregister from the loop goroutine hung the loop (and every later Close)")
+		q := newProactor(t, Options{Loops: 1})
+		for _, on := range []*Loop{l, q.Loop(0)} {
+			type result struct {
+				bufs *FixedBuffers
+				err  error
+			}
+			got := make(chan result, 1)
+			require.NoError(t, on.Post(func() {
+				bufs, err := l.RegisterBuffers(64, 1)
+				if err == nil {
+					if uerr := bufs.Unregister(); !errors.Is(uerr, unix.EDEADLK) {
+						err = fmt.Errorf("Unregister on a loop goroutine: %v", uerr)
+					}
+				}
+				got <- result{bufs, err}
+			}))
+			select {
+			case r := <-got:
+				require.NoError(t, r.err)
+				require.NoError(t, r.bufs.Unregister())
+			case <-time.After(3 * time.Second):
+				t.Fatal("registration from a loop goroutine hung")
+			}
 		}
 	})
 }
