@@ -30,8 +30,14 @@ func TestCallerTurn(t *testing.T) {
 		}
 		// Before 5.8 the ring's eventfd cannot be muted, so each CQE also
 		// wakes the loop goroutine, and a Do that comes while it is
-		// awake queues its op (and may wake it once).
-		require.GreaterOrEqual(t, turns, uint64(90), "Do on an idle loop queued its op")
+		// awake queues its op (and may wake it once): how many do
+		// depends on scheduling (88 of 100 once under -race on a busy
+		// machine), so the bound there is looser.
+		least := uint64(90)
+		if d, ok := l.drv.(*uringDriver); ok && !d.muted {
+			least = 50
+		}
+		require.GreaterOrEqual(t, turns, least, "Do on an idle loop queued its op")
 		require.LessOrEqual(t, wakes, 1+100-turns, "caller turns woke the loop (1 is the Metrics call)")
 	})
 }
