@@ -660,6 +660,40 @@ func TestSlowReader(t *testing.T) {
 	})
 }
 
+// TestWriteTimeoutKeepAlivePause: with a write timeout under a second, a
+// keep-alive client that pauses longer than it between requests gets its
+// next response; the conn transport's deadline, moved at most once a
+// second, had passed already and the response failed at once.
+func TestWriteTimeoutKeepAlivePause(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		const size = 100 << 10
+		if err := os.WriteFile(filepath.Join(root, "mid.bin"), bigContent(size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts := start(t, p, root, func(c *config) { c.writeTimeout = 100 * time.Millisecond })
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := range 2 {
+			if i > 0 {
+				time.Sleep(300 * time.Millisecond)
+			}
+			c.Write([]byte("GET /mid.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+			resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+			if err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+			if n, err := io.Copy(io.Discard, resp.Body); n != size {
+				t.Fatalf("response %d: %d of %d bytes: %v", i, n, size, err)
+			}
+		}
+	})
+}
+
 func TestChangesOnDisk(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)

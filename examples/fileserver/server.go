@@ -252,18 +252,22 @@ func linger(c stdnet.Conn, buf []byte) {
 func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 	var err error
 	// Like the read deadline, the write deadline moves at most once a
-	// second: each move is a timer operation.
-	if now := time.Now(); now.Sub(wc.set) > time.Second {
+	// second (each move is a timer operation), and at least once half of
+	// it has passed, so that a response starts with that much left.
+	if now := time.Now(); now.Sub(wc.set) > min(time.Second, s.cfg.writeTimeout/2) {
 		wc.restart(c, now, s.cfg.writeTimeout)
 	}
 	// progressed reports whether a send that sent n bytes and failed with
-	// err should go on under a new deadline.
+	// err should go on under a new deadline. Without bytes sent, the
+	// client took some if the kernel's queue is shorter than at the
+	// restart plus what our sends have added since.
 	progressed := func(n int64, err error) bool {
+		wc.added += n
 		var ne stdnet.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return false
 		}
-		if q := outq(c); n == 0 && (q < 0 || q >= wc.outq) {
+		if q := outq(c); n == 0 && (q < 0 || int64(q) >= int64(wc.outq)+wc.added) {
 			return false
 		}
 		wc.restart(c, time.Now(), s.cfg.writeTimeout)
@@ -303,15 +307,16 @@ func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 	return err
 }
 
-// writeClock is a connection's write deadline: when it was last set, and
-// the kernel's send queue then.
+// writeClock is a connection's write deadline: when it was last set, the
+// kernel's send queue then, and what was sent since.
 type writeClock struct {
-	set  time.Time
-	outq int
+	set   time.Time
+	outq  int   // the kernel's send queue at set
+	added int64 // bytes our sends queued since
 }
 
 func (wc *writeClock) restart(c stdnet.Conn, now time.Time, timeout time.Duration) {
-	wc.set, wc.outq = now, outq(c)
+	wc.set, wc.outq, wc.added = now, outq(c), 0
 	c.SetWriteDeadline(now.Add(timeout))
 }
 
