@@ -90,13 +90,14 @@ type File struct {
 	ref     atomic.Int64
 	drained chan struct{}
 
-	// nonblockSet: fs set O_NONBLOCK on a stream descriptor that did not
-	// have it, and Close clears it again (the open file description may
-	// be shared, with a parent process's stdout say).
-	nonblockSet bool
+	// nbKey is set when the File counts in nonblocking (see there).
+	nbKey *nbKey
 
-	// sendsMu guards sends, the cancels of the SendFiles in flight: their
-	// ops run on the socket, where Close's cancel by fd does not reach.
+	// closeCh is closed by Close. SendFile's ops run on the socket, where
+	// Close's cancel by fd does not reach, so they take it as their cancel
+	// (see closeCtx); sendsMu guards sends, the cancels of the SendFiles
+	// whose own context has one too, which Close calls.
+	closeCh chan struct{}
 	sendsMu sync.Mutex
 	sends   map[*context.CancelCauseFunc]struct{}
 
@@ -209,7 +210,7 @@ func resolve(opts OpenOptions) (*proactor.Proactor, *proactor.Loop, error) {
 }
 
 func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor.Loop, noInline bool) *File {
-	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{}), userNoInline: noInline}
+	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{}), closeCh: make(chan struct{}), userNoInline: noInline}
 	f.direct = flag&unix.O_DIRECT != 0
 	f.append = flag&unix.O_APPEND != 0
 	var st unix.Stat_t
@@ -219,9 +220,8 @@ func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor
 			// A read of an empty FIFO would hold an epoll worker (or an
 			// io-wq thread) until data came, beyond the reach of cancel:
 			// make it non-blocking and wait for readiness instead.
-			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err == nil && (fl&unix.O_NONBLOCK != 0 || unix.SetNonblock(fd, true) == nil) {
-				f.nonblockSet = fl&unix.O_NONBLOCK == 0
+			if key, ok := makeNonblocking(fd, &st); ok {
+				f.nbKey = key
 				f.stream = true
 				noInline = true
 			}
@@ -241,6 +241,58 @@ func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor
 	// only ever add a failed syscall.
 	f.noInline.Store(noInline || f.direct)
 	return f
+}
+
+// O_NONBLOCK belongs to the open file description, which other Files (and
+// other processes: a parent's stdout) may share. fs sets it on the stream
+// descriptors it wraps, and clears it when the last File that relies on
+// fs's setting closes: nonblocking counts those Files per description,
+// told apart by inode and access mode (two separate opens of one FIFO in
+// the same mode count as one, which at worst leaves the flag on).
+type nbKey struct {
+	dev, ino uint64
+	acc      int
+}
+
+var nonblocking struct {
+	sync.Mutex
+	files map[nbKey]int
+}
+
+// makeNonblocking makes fd non-blocking. ok is false if it cannot; key is
+// nil when the description was non-blocking already, not by fs's doing.
+func makeNonblocking(fd int, st *unix.Stat_t) (key *nbKey, ok bool) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, false
+	}
+	k := nbKey{dev: uint64(st.Dev), ino: st.Ino, acc: fl & unix.O_ACCMODE}
+	nonblocking.Lock()
+	defer nonblocking.Unlock()
+	switch {
+	case fl&unix.O_NONBLOCK == 0:
+		if unix.SetNonblock(fd, true) != nil {
+			return nil, false
+		}
+	case nonblocking.files[k] == 0:
+		return nil, true // someone else's setting: leave it be
+	}
+	if nonblocking.files == nil {
+		nonblocking.files = make(map[nbKey]int)
+	}
+	nonblocking.files[k]++
+	return &k, true
+}
+
+// releaseNonblocking undoes makeNonblocking for a closing File's fd.
+func releaseNonblocking(fd int, k nbKey) {
+	nonblocking.Lock()
+	defer nonblocking.Unlock()
+	if nonblocking.files[k]--; nonblocking.files[k] > 0 {
+		return
+	}
+	delete(nonblocking.files, k)
+	_ = unix.SetNonblock(fd, false)
 }
 
 // sysMode converts a FileMode to open(2)'s mode bits, as package os does.
@@ -318,6 +370,7 @@ func (f *File) Close() error {
 	if old&refClosed != 0 {
 		return &PathError{Op: "close", Path: f.name, Err: ErrClosed}
 	}
+	close(f.closeCh)
 	f.sendsMu.Lock()
 	for cancel := range f.sends {
 		(*cancel)(ErrClosed)
@@ -326,8 +379,8 @@ func (f *File) Close() error {
 	if old != 0 {
 		f.cancelAndDrain()
 	}
-	if f.nonblockSet {
-		_ = unix.SetNonblock(f.fd, false)
+	if f.nbKey != nil {
+		releaseNonblocking(f.fd, *f.nbKey)
 	}
 	if err := unix.Close(f.fd); err != nil {
 		return &PathError{Op: "close", Path: f.name, Err: err}

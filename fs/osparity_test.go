@@ -145,6 +145,38 @@ func TestNewFileRestoresBlocking(t *testing.T) {
 		fl, err := unix.FcntlInt(uintptr(fds[1]), unix.F_GETFL, 0)
 		require.NoError(t, err)
 		assert.Zero(t, fl&unix.O_NONBLOCK, "the other holder of the description now sees O_NONBLOCK (EAGAIN on a full pipe)")
+
+		// Two Files on one description (stdout and stderr after 2>&1):
+		// the first Close leaves the flag to the other, which would
+		// otherwise block in write(2), past its deadline, on epoll.
+		d1, err := unix.Dup(fds[1])
+		require.NoError(t, err)
+		d2, err := unix.Dup(fds[1])
+		require.NoError(t, err)
+		a, err := NewFile(d1, "stdout", -1, opts(p))
+		require.NoError(t, err)
+		b, err := NewFile(d2, "stderr", -1, opts(p))
+		require.NoError(t, err)
+		require.NoError(t, a.Close())
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := b.WriteContext(ctx, make([]byte, 1<<20)) // more than the pipe holds
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		case <-time.After(3 * time.Second):
+			go io.Copy(io.Discard, os.NewFile(uintptr(fds[0]), "r"))
+			<-done
+			t.Fatal("the other File's write blocked past its deadline: its description lost O_NONBLOCK")
+		}
+		require.NoError(t, b.Close())
+		fl, err = unix.FcntlInt(uintptr(fds[1]), unix.F_GETFL, 0)
+		require.NoError(t, err)
+		assert.Zero(t, fl&unix.O_NONBLOCK, "after the last Close")
 	})
 }
 

@@ -83,21 +83,42 @@ func SendFile(ctx context.Context, loop *proactor.Loop, sock int, f *File, off, 
 	}
 	// The ops run on sock, out of reach of Close's cancel by fd (and a
 	// peer that stops reading would hold them, and Close, for good):
-	// Close cancels this context instead.
-	if ctx == nil {
-		ctx = context.Background()
+	// Close cancels their context instead. Without a ctx of the caller's
+	// that is the File itself, at no cost; with one, a context that
+	// either cancels.
+	var sctx context.Context = (*closeCtx)(f)
+	if ctx != nil && ctx.Done() != nil {
+		cctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		if !f.trackSend(&cancel, true) {
+			return 0, f.pathErr("sendfile", ErrClosed)
+		}
+		defer f.trackSend(&cancel, false)
+		sctx = cctx
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	if !f.trackSend(&cancel, true) {
-		return 0, f.pathErr("sendfile", ErrClosed)
-	}
-	defer f.trackSend(&cancel, false)
-	sent, err := sendFile(ctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
-	if err != nil && context.Cause(ctx) == ErrClosed {
+	sent, err := sendFile(sctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
+	if err != nil && f.closing() && errors.Is(err, context.Canceled) &&
+		(ctx == nil || ctx.Err() == nil) {
 		err = f.pathErr("sendfile", ErrClosed)
 	}
 	return sent, err
+}
+
+// closeCtx is a File as the context of its SendFiles when the caller gave
+// none that can end: done once Close begins. A pointer, so making one
+// allocates nothing.
+type closeCtx File
+
+func (c *closeCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *closeCtx) Done() <-chan struct{}       { return c.closeCh }
+func (c *closeCtx) Value(any) any               { return nil }
+func (c *closeCtx) Err() error {
+	select {
+	case <-c.closeCh:
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 // trackSend adds (or, add false, removes) a SendFile's cancel to those
