@@ -333,7 +333,11 @@ func othersInFlight(l *Loop, b *FixedBuffers, f *FixedFiles) int {
 	})
 	n := 0
 	for _, o := range others {
-		_ = o.inLoop(func() error { n += o.fixedInFlight(b, f); return nil }) // a closed loop has none
+		if o.inLoop(func() error { n += o.fixedInFlight(b, f); return nil }) != nil {
+			// Closing: it refuses tasks but may still have ops in
+			// flight until it exits, with none.
+			<-o.done
+		}
 	}
 	return n
 }

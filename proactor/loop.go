@@ -1106,7 +1106,13 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 		// a failed or cancelled one too, while a cancel or timeout in
 		// the epoll emulation answers once: deliver both, so that a
 		// handler that frees its buffer at the notification sees one.
+		// The first goes to the handler under its own recover: a panic
+		// unwinding to the dispatch's would skip the second, and the
+		// slot would be held until Close.
+		g := l.guarded
+		l.guarded = false
 		l.completeSlot(ud, sl, res, flags|ring.CQEFMore)
+		l.guarded = g
 		res, flags = 0, ring.CQEFNotif
 	}
 	if final && !sl.linked && !sl.timedOut && sl.timer == nil && (sl.w == nil || flags&ring.CQEFNotif == 0) {
