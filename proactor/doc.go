@@ -81,8 +81,8 @@
 // that ReadFixed, WriteFixed, ReadIndexed and WriteIndexed can name a file
 // by index (IOSQE_FIXED_FILE). Registration runs on the loop goroutine
 // (holding the loop's turn, so no caller submits meanwhile), called from any
-// goroutine. Unregister, which asks every loop, is not for loop goroutines
-// (EDEADLK there); it
+// goroutine but another loop's (EDEADLK there). Unregister, which asks
+// every loop, is not for loop goroutines at all (EDEADLK); it
 // refuses with EBUSY while an op that uses the registration is in flight;
 // Close releases everything, unmapping the buffers after the ring is gone.
 // On epoll the loop emulates both with pread and pwrite on the same memory

@@ -82,9 +82,10 @@ type FixedBuffers struct {
 // second RegisterBuffers before Unregister fails with EBUSY. The memory is
 // counted against RLIMIT_MEMLOCK on io_uring (ENOMEM past it).
 //
-// Call it from any goroutine: it runs the registration on the loop
-// goroutine, which is the ring's only submitter (at once when called
-// there, from a handler; otherwise it waits for the loop).
+// Call it from any goroutine but another loop's (EDEADLK there: that loop
+// might be waiting for this one): it runs the registration on the loop
+// goroutine, which is the ring's only submitter, at once when called
+// there (from a handler) and otherwise waiting for the loop.
 func (l *Loop) RegisterBuffers(size, count int) (*FixedBuffers, error) {
 	if size <= 0 || size > maxFixedBufSize || count <= 0 || count > maxFixedBuffers {
 		return nil, fmt.Errorf("proactor: RegisterBuffers(%d, %d): want 1..%d buffers of 1..%d bytes: %w",
@@ -204,7 +205,7 @@ type FixedFiles struct {
 // RegisterFiles registers fds as the loop's file table; index i names
 // fds[i], and -1 leaves slot i empty. A loop has one table at a time (a
 // second fails with EBUSY). An fd that is not open fails with EBADF on
-// every driver. From any goroutine, as RegisterBuffers.
+// every driver. From the same goroutines as RegisterBuffers.
 func (l *Loop) RegisterFiles(fds []int) (*FixedFiles, error) {
 	if len(fds) == 0 || len(fds) > maxFixedFileSlots {
 		return nil, fmt.Errorf("proactor: RegisterFiles: want 1..%d fds, got %d: %w", maxFixedFileSlots, len(fds), unix.EINVAL)
@@ -346,13 +347,21 @@ func othersInFlight(l *Loop, b *FixedBuffers, f *FixedFiles) int {
 // running loop, and one that waited back would never answer.
 var errFromLoop = fmt.Errorf("proactor: Unregister from a loop goroutine: %w", unix.EDEADLK)
 
+// errOtherLoop is a registration on l from another loop's goroutine,
+// which would wait for l while l might be waiting for it.
+var errOtherLoop = fmt.Errorf("proactor: registration from another loop's goroutine: %w", unix.EDEADLK)
+
 // inLoop runs fn on the loop goroutine and returns its error, or
 // ErrClosed if the loop closed before running it. Called on l's own
 // goroutine (a registration from one of its handlers) it runs fn there
-// and then, instead of waiting for itself.
+// and then, instead of waiting for itself; called on another loop's it
+// refuses, since that loop may be waiting for this one in turn.
 func (l *Loop) inLoop(fn func() error) error {
-	if l.OnLoop() {
+	switch cur := CurrentLoop(); {
+	case cur == l:
 		return fn()
+	case cur != nil:
+		return errOtherLoop
 	}
 	ch := make(chan error, 1)
 	if err := l.Post(func() { ch <- fn() }); err != nil {
