@@ -710,6 +710,31 @@ func TestWriteTimeoutKeepAlivePause(t *testing.T) {
 	})
 }
 
+// TestWriteTimeoutZero: -write-timeout 0 means no timeout on both
+// transports; the conn transport set a deadline of now and failed every
+// response.
+func TestWriteTimeoutZero(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		ts := start(t, p, root, func(c *config) { c.writeTimeout = 0 })
+		c, err := stdnet.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write([]byte("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := len(fileOf(t, root, "big.bin"))
+		if n, err := io.Copy(io.Discard, resp.Body); n != int64(want) {
+			t.Fatalf("write-timeout 0: %d of %d bytes: %v", n, want, err)
+		}
+	})
+}
+
 func TestChangesOnDisk(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)

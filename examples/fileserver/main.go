@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	fl.IntVar(&cfg.maxConns, "max-conns", cfg.maxConns, "connections served at once; more get 503 and are closed")
 	fl.DurationVar(&cfg.headerTimeout, "header-timeout", cfg.headerTimeout, "time a client has to send a whole request head once it started")
 	fl.DurationVar(&cfg.idleTimeout, "idle-timeout", cfg.idleTimeout, "keep-alive connections idle this long are closed")
-	fl.DurationVar(&cfg.writeTimeout, "write-timeout", cfg.writeTimeout, "how long a client that stops reading keeps its connection: time without any byte of the response sent, as nginx's send_timeout (with -api conn, one to two times this)")
+	fl.DurationVar(&cfg.writeTimeout, "write-timeout", cfg.writeTimeout, "how long a client that stops reading keeps its connection: time without any byte of the response sent, as nginx's send_timeout (with -api conn, one to two times this); 0 means never")
 	fl.StringVar(&cfg.api, "api", cfg.api, "ringo `transport`: callback (event handlers on the loops, no goroutine per connection) or conn (net.Listener, a goroutine per net.Conn)")
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile to this `file` until shutdown (for go tool pprof)")
 	grace := fl.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long responses in flight get to finish")

@@ -254,7 +254,8 @@ func (s *server) flush(c stdnet.Conn, sess *session, wc *writeClock) error {
 	// Like the read deadline, the write deadline moves at most once a
 	// second (each move is a timer operation), and at least once half of
 	// it has passed, so that a response starts with that much left.
-	if now := time.Now(); now.Sub(wc.set) > min(time.Second, s.cfg.writeTimeout/2) {
+	// 0 (or less) means no write timeout, as in the callback transport.
+	if now := time.Now(); s.cfg.writeTimeout > 0 && now.Sub(wc.set) > min(time.Second, s.cfg.writeTimeout/2) {
 		wc.restart(c, now, s.cfg.writeTimeout)
 	}
 	// progressed reports whether a send that sent n bytes and failed with
