@@ -7,6 +7,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,8 +91,8 @@ type File struct {
 	ref     atomic.Int64
 	drained chan struct{}
 
-	// nbKey is set when the File counts in nonblocking (see there).
-	nbKey *nbKey
+	// nbDesc is set when Close must release O_NONBLOCK (see nonblocking).
+	nbDesc *nbDesc
 
 	// closeCh is closed by Close. SendFile's ops run on the socket, where
 	// Close's cancel by fd does not reach, so they take it as their cancel
@@ -220,8 +221,8 @@ func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor
 			// A read of an empty FIFO would hold an epoll worker (or an
 			// io-wq thread) until data came, beyond the reach of cancel:
 			// make it non-blocking and wait for readiness instead.
-			if key, ok := makeNonblocking(fd, &st); ok {
-				f.nbKey = key
+			if d, ok := makeNonblocking(fd, &st); ok {
+				f.nbDesc = d
 				f.stream = true
 				noInline = true
 			}
@@ -244,54 +245,86 @@ func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor
 }
 
 // O_NONBLOCK belongs to the open file description, which other Files (and
-// other processes: a parent's stdout) may share. fs sets it on the stream
-// descriptors it wraps, and clears it when the last File that relies on
-// fs's setting closes: nonblocking counts those Files per description,
-// told apart by inode and access mode (two separate opens of one FIFO in
-// the same mode count as one, which at worst leaves the flag on).
-type nbKey struct {
-	dev, ino uint64
-	acc      int
+// other processes: a parent's stdin) may share. fs sets it on the stream
+// descriptors it wraps, and clears it when the last File on that
+// description closes, but only on a description it set it on: one that
+// came non-blocking is left as it came. Descriptions are told apart with
+// kcmp(KCMP_FILE); where kcmp is refused (some seccomp profiles), fs cannot
+// tell whether another File shares a description, and leaves the flag set.
+type nbDesc struct {
+	dev, ino uint64 // narrows the kcmp candidates
+	fds      []int  // the descriptors of the live Files on it
 }
 
 var nonblocking struct {
 	sync.Mutex
-	files map[nbKey]int
+	descs []*nbDesc
+	kcmp  int // 0 unknown, 1 works, -1 refused
 }
 
-// makeNonblocking makes fd non-blocking. ok is false if it cannot; key is
-// nil when the description was non-blocking already, not by fs's doing.
-func makeNonblocking(fd int, st *unix.Stat_t) (key *nbKey, ok bool) {
+const kcmpFile = 0 // KCMP_FILE, <linux/kcmp.h>
+
+// sameDescription reports whether fds a and b share an open file
+// description.
+func sameDescription(a, b int) (bool, error) {
+	pid := uintptr(unix.Getpid())
+	r, _, e := unix.Syscall6(unix.SYS_KCMP, pid, pid, kcmpFile, uintptr(a), uintptr(b), 0)
+	if e != 0 {
+		return false, e
+	}
+	return r == 0, nil
+}
+
+// makeNonblocking makes fd non-blocking. ok is false if it cannot; d is
+// the description to release at Close, nil when fs will not clear it.
+func makeNonblocking(fd int, st *unix.Stat_t) (d *nbDesc, ok bool) {
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	if err != nil {
 		return nil, false
 	}
-	k := nbKey{dev: uint64(st.Dev), ino: st.Ino, acc: fl & unix.O_ACCMODE}
 	nonblocking.Lock()
 	defer nonblocking.Unlock()
-	switch {
-	case fl&unix.O_NONBLOCK == 0:
-		if unix.SetNonblock(fd, true) != nil {
-			return nil, false
+	if nonblocking.kcmp == 0 {
+		nonblocking.kcmp = -1
+		if same, err := sameDescription(fd, fd); err == nil && same {
+			nonblocking.kcmp = 1
 		}
-	case nonblocking.files[k] == 0:
-		return nil, true // someone else's setting: leave it be
 	}
-	if nonblocking.files == nil {
-		nonblocking.files = make(map[nbKey]int)
+	if nonblocking.kcmp > 0 {
+		for _, d := range nonblocking.descs {
+			if d.dev != uint64(st.Dev) || d.ino != st.Ino {
+				continue
+			}
+			if same, _ := sameDescription(fd, d.fds[0]); same {
+				d.fds = append(d.fds, fd)
+				return d, true
+			}
+		}
 	}
-	nonblocking.files[k]++
-	return &k, true
+	if fl&unix.O_NONBLOCK != 0 {
+		return nil, true // non-blocking already, not by fs: left as it is
+	}
+	if unix.SetNonblock(fd, true) != nil {
+		return nil, false
+	}
+	if nonblocking.kcmp < 0 {
+		return nil, true
+	}
+	d = &nbDesc{dev: uint64(st.Dev), ino: st.Ino, fds: []int{fd}}
+	nonblocking.descs = append(nonblocking.descs, d)
+	return d, true
 }
 
-// releaseNonblocking undoes makeNonblocking for a closing File's fd.
-func releaseNonblocking(fd int, k nbKey) {
+// releaseNonblocking drops a closing File's fd from d, and clears the flag
+// if it was the last.
+func releaseNonblocking(fd int, d *nbDesc) {
 	nonblocking.Lock()
 	defer nonblocking.Unlock()
-	if nonblocking.files[k]--; nonblocking.files[k] > 0 {
+	d.fds = slices.DeleteFunc(d.fds, func(x int) bool { return x == fd })
+	if len(d.fds) > 0 {
 		return
 	}
-	delete(nonblocking.files, k)
+	nonblocking.descs = slices.DeleteFunc(nonblocking.descs, func(x *nbDesc) bool { return x == d })
 	_ = unix.SetNonblock(fd, false)
 }
 
@@ -379,8 +412,8 @@ func (f *File) Close() error {
 	if old != 0 {
 		f.cancelAndDrain()
 	}
-	if f.nbKey != nil {
-		releaseNonblocking(f.fd, *f.nbKey)
+	if f.nbDesc != nil {
+		releaseNonblocking(f.fd, f.nbDesc)
 	}
 	if err := unix.Close(f.fd); err != nil {
 		return &PathError{Op: "close", Path: f.name, Err: err}

@@ -180,6 +180,59 @@ func TestNewFileRestoresBlocking(t *testing.T) {
 	})
 }
 
+// TestNonblockPerDescription: fs restores only what it changed, per open
+// file description: a descriptor the caller made non-blocking keeps the
+// flag, and one fs made non-blocking is blocking again after its last
+// File, even with other Files on other descriptions of the same FIFO.
+// fs used to count per inode and got both wrong.
+func TestNonblockPerDescription(t *testing.T) {
+	run(t, drivers, func(t *testing.T, p *proactor.Proactor) {
+		path := filepath.Join(t.TempDir(), "fifo")
+		require.NoError(t, unix.Mkfifo(path, 0o600))
+		open := func(nonblock bool) int {
+			fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			require.NoError(t, err)
+			if !nonblock {
+				require.NoError(t, unix.SetNonblock(fd, false))
+			}
+			return fd
+		}
+		nonblocking := func(fd int) bool {
+			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			require.NoError(t, err)
+			return fl&unix.O_NONBLOCK != 0
+		}
+		dup := func(fd int) int {
+			d, err := unix.Dup(fd)
+			require.NoError(t, err)
+			return d
+		}
+
+		// The caller's own non-blocking description, beside one fs set.
+		a, err := NewFile(open(false), "a", -1, opts(p))
+		require.NoError(t, err)
+		u := open(true)
+		defer unix.Close(u)
+		b, err := NewFile(dup(u), "b", -1, opts(p))
+		require.NoError(t, err)
+		require.NoError(t, a.Close())
+		require.NoError(t, b.Close())
+		assert.True(t, nonblocking(u), "the caller's own O_NONBLOCK was cleared")
+
+		// A blocking description fs set, beside another File of the
+		// same FIFO on a description of its own.
+		v := open(false)
+		defer unix.Close(v)
+		c, err := NewFile(dup(v), "c", -1, opts(p))
+		require.NoError(t, err)
+		d, err := NewFile(open(false), "d", -1, opts(p))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		require.NoError(t, d.Close())
+		assert.False(t, nonblocking(v), "O_NONBLOCK that fs set stayed after every File closed")
+	})
+}
+
 // TestFdAfterClose: Fd after Close is ^uintptr(0), as os.File's, not a
 // number the next open reuses.
 func TestFdAfterClose(t *testing.T) {
