@@ -641,13 +641,17 @@ type ReadIndexed struct {
 	x        fixedIO
 }
 
-func (o *ReadIndexed) Opcode() ring.Op {
+func (o *ReadIndexed) Opcode() ring.Op { return o.resolve(ring.OpRead) }
+
+// resolve looks up the file, for ReadIndexed and WriteIndexed, and returns
+// code, or the syscall that reports a bad index.
+func (o *ReadIndexed) resolve(code ring.Op) ring.Op {
 	o.x = fixedIO{buf: o.Buf}
 	o.x.resolveFile(o.Files, o.Index)
 	if o.Files == nil {
 		o.x.errno = unix.EBADF
 	}
-	return o.x.opcode(ring.OpRead, ring.OpRead)
+	return o.x.opcode(code, code)
 }
 func (o *ReadIndexed) PollFd() int              { return int(o.x.fd) }
 func (o *ReadIndexed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLIN) }
@@ -658,28 +662,15 @@ func (o *ReadIndexed) usesFixed(_ *FixedBuffers, f *FixedFiles) bool {
 }
 
 // WriteIndexed is Write on a registered file (IOSQE_FIXED_FILE on
-// IORING_OP_WRITE, 5.6); as ReadIndexed otherwise.
-type WriteIndexed struct {
-	Files    *FixedFiles
-	Index    int
-	Buf      []byte
-	Off      int64
-	Pollable bool
-	x        fixedIO
-}
+// IORING_OP_WRITE, 5.6); its fields and everything else are as
+// ReadIndexed's.
+type WriteIndexed ReadIndexed
 
-func (o *WriteIndexed) Opcode() ring.Op {
-	o.x = fixedIO{buf: o.Buf}
-	o.x.resolveFile(o.Files, o.Index)
-	if o.Files == nil {
-		o.x.errno = unix.EBADF
-	}
-	return o.x.opcode(ring.OpWrite, ring.OpWrite)
-}
+func (o *WriteIndexed) Opcode() ring.Op          { return (*ReadIndexed)(o).resolve(ring.OpWrite) }
 func (o *WriteIndexed) PollFd() int              { return int(o.x.fd) }
 func (o *WriteIndexed) Readiness() uint32        { return o.x.readiness(o.Pollable, unix.EPOLLOUT) }
 func (o *WriteIndexed) Prep(sqe *ring.SQE)       { o.x.prep(sqe, false, o.Off) }
 func (o *WriteIndexed) Perform() (int32, uint32) { return o.x.perform(false, o.Off), 0 }
-func (o *WriteIndexed) usesFixed(_ *FixedBuffers, f *FixedFiles) bool {
-	return f != nil && o.Files == f
+func (o *WriteIndexed) usesFixed(b *FixedBuffers, f *FixedFiles) bool {
+	return (*ReadIndexed)(o).usesFixed(b, f)
 }

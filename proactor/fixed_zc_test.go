@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -17,35 +15,6 @@ import (
 
 	"github.com/ringo-io/ringo/ring"
 )
-
-// TestSendZCReuse: the same SendZC value submitted twice sends twice,
-// as any other op does (ops are reusable), and Do's flags say it ended.
-func TestSendZCReuse(t *testing.T) {
-	eachDriver(t, func(t *testing.T, p *Proactor) {
-		lfd, port := listenTCP(t)
-		s, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", itoa(port)))
-		require.NoError(t, err)
-		defer s.Close()
-		c := do(t, p.Loop(0), &Accept{Fd: lfd})
-		require.Greater(t, c, int32(0))
-		defer unix.Close(int(c))
-		// Sent again once done, as any op may be: the epoll emulation
-		// used to skip the second send and report a stale result.
-		op := &SendZC{Fd: int(c), Buf: []byte("abcd")}
-		for i := range 2 {
-			res, flags, err := p.Loop(0).Do(context.Background(), op)
-			require.NoError(t, err)
-			require.EqualValues(t, 4, res, "send %d of the same op", i)
-			// The data completion's flags, without CQEFMore: the op
-			// has ended (Do used to report CQEFMore).
-			require.Zero(t, flags&ring.CQEFMore, "flags %#x", flags)
-		}
-		s.SetReadDeadline(time.Now().Add(2 * time.Second))
-		buf := make([]byte, 8)
-		n, _ := io.ReadAtLeast(s, buf, 8)
-		require.Equal(t, "abcdabcd", string(buf[:n]))
-	})
-}
 
 // TestReadFixedPipeDeadline: a Pollable ReadFixed of an empty pipe with a
 // deadline ends with -ETIME on every driver, as a Read does. On epoll it
@@ -159,6 +128,19 @@ func tcpToNonReader(t *testing.T, p *Proactor, sndbuf int) (int, int) {
 
 func staleCQEs(p *Proactor) uint64 { return p.Metrics()[0].Stale }
 
+// closeWithin closes p and fails the test if that takes longer than d.
+func closeWithin(t *testing.T, p *Proactor, d time.Duration) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(d):
+		t.Fatalf("Proactor.Close blocked > %v", d)
+	}
+}
+
 // TestSendZCDeadline: a zero-copy send that cannot proceed ends with
 // -ETIME at its deadline; exactly one final completion, no stale CQE.
 func TestSendZCDeadline(t *testing.T) {
@@ -242,14 +224,7 @@ func TestSendZCClose(t *testing.T) {
 			}
 		}))
 		require.NoError(t, l.inLoop(func() error { return nil }))
-		closed := make(chan error, 1)
-		go func() { closed <- p.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Close hung")
-		}
+		closeWithin(t, p, 5*time.Second)
 		require.Len(t, final, 1)
 	})
 }
@@ -277,14 +252,7 @@ func TestSendZCStalledPeer(t *testing.T) {
 			ch <- result{res, flags}
 		}()
 		time.Sleep(200 * time.Millisecond)
-		closed := make(chan error, 1)
-		go func() { closed <- p.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Proactor.Close blocked > 5s behind a zero-copy send's notification")
-		}
+		closeWithin(t, p, 5*time.Second) // it used to wait for the notification
 		select {
 		case r := <-ch:
 			require.EqualValues(t, 1000, r.res)
@@ -312,17 +280,15 @@ func TestFixedStress(t *testing.T) {
 			_, err := f.Write(data)
 			require.NoError(t, err)
 			fd := int(f.Fd())
-			var cur atomicBufs
+			var cur atomic.Pointer[FixedBuffers]
 			b, err := p.Loop(0).RegisterBuffers(4096, 8)
 			require.NoError(t, err)
 			cur.Store(b)
 			stop := make(chan struct{})
 			errs := make(chan error, 16)
-			var wg syncWG
+			var wg sync.WaitGroup
 			for g := range 6 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					l := p.Loop(g % 2)
 					for {
 						select {
@@ -341,7 +307,7 @@ func TestFixedStress(t *testing.T) {
 							return
 						}
 					}
-				}()
+				})
 			}
 			deadline := time.Now().Add(500 * time.Millisecond)
 			n, busy := 0, 0
@@ -367,14 +333,6 @@ func TestFixedStress(t *testing.T) {
 		})
 	}
 }
-
-type atomicBufs struct{ v atomicPointer[FixedBuffers] }
-
-func (a *atomicBufs) Load() *FixedBuffers   { return a.v.Load() }
-func (a *atomicBufs) Store(b *FixedBuffers) { a.v.Store(b) }
-
-type atomicPointer[T any] = atomic.Pointer[T]
-type syncWG = sync.WaitGroup
 
 // TestRegisterOnLoop: RegisterBuffers works from a handler of the loop
 // itself; from another loop's goroutine (of any Proactor) it fails with
