@@ -251,6 +251,15 @@ func TestSendZCStalledPeer(t *testing.T) {
 			res, flags, _ := p.Loop(0).DoUntil(&SendZC{Fd: s, Buf: make([]byte, 1000)}, time.Time{}, nil)
 			ch <- result{res, flags}
 		}()
+		// One with a handler too: it still ends once.
+		var got []result
+		final := make(chan struct{})
+		require.NoError(t, p.Loop(0).Submit(&SendZC{Fd: s, Buf: make([]byte, 1000)}, func(res int32, flags uint32) {
+			got = append(got, result{res, flags})
+			if flags&ring.CQEFMore == 0 {
+				close(final)
+			}
+		}))
 		time.Sleep(200 * time.Millisecond)
 		closeWithin(t, p, 5*time.Second) // it used to wait for the notification
 		select {
@@ -260,6 +269,14 @@ func TestSendZCStalledPeer(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("Do of the zero-copy send still waiting after Close")
 		}
+		select {
+		case <-final: // before Close returned
+		case <-time.After(time.Second):
+			t.Fatalf("the handler saw no final completion by Close: %+v", got)
+		}
+		require.Len(t, got, 2, "completions %+v", got)
+		require.EqualValues(t, 1000, got[0].res)
+		require.NotZero(t, got[1].flags&ring.CQEFNotif, "completions %+v", got)
 	})
 }
 

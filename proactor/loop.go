@@ -122,9 +122,6 @@ type task struct {
 type waiter struct {
 	res   int32
 	flags uint32
-	// data: res and flags hold a zero-copy send's data completion, which
-	// Do reports when the notification ends the op.
-	data bool
 	// direct: the result was left here by the waiting goroutine's own
 	// caller turn, with nothing sent on done.
 	direct bool
@@ -1144,13 +1141,13 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 		if sl.timer != nil {
 			l.timers.remove(sl.timer)
 		}
-		h, w, code := sl.h, sl.w, sl.code
-		if sl.zcData {
+		h, w, code, zc := sl.h, sl.w, sl.code, sl.zcData
+		if zc {
 			l.zcWaiting--
 		}
 		l.slab.release(uint32(ud), sl)
 		l.m.Completed[code]++
-		if w != nil && flags&ring.CQEFNotif != 0 && w.data {
+		if w != nil && flags&ring.CQEFNotif != 0 && zc {
 			// The final CQE of a zero-copy send is its notification:
 			// the waiter keeps the data CQE's result (the op has ended,
 			// so without CQEFMore).
@@ -1161,14 +1158,14 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 	}
 	if !sl.zcData && (sl.code == ring.OpSendZC || sl.code == ring.OpSendmsgZC) {
 		// The data CQE: only the notification is to come, which Close
-		// does not wait for (see closeWaitsFor).
+		// does not wait for (see orphanZC).
 		sl.zcData = true
 		l.zcWaiting++
 	}
 	if sl.w != nil {
 		// An intermediate CQE (zero-copy send data): remember it, wake
 		// the waiter only at the final one.
-		sl.w.res, sl.w.flags, sl.w.data = res, flags, true
+		sl.w.res, sl.w.flags = res, flags
 		return
 	}
 	l.callHandler(sl.h, res, flags)
@@ -1176,7 +1173,7 @@ func (l *Loop) completeSlot(ud uint64, sl *slot, res int32, flags uint32) {
 
 func (l *Loop) finish(h Handler, w *waiter, res int32, flags uint32) {
 	if w != nil {
-		w.res, w.flags, w.data = res, flags, false
+		w.res, w.flags = res, flags
 		w.ud = 0
 		if l.inCaller && w == l.callerW {
 			// The caller's own op, in its own turn, on its goroutine:
@@ -1247,8 +1244,9 @@ var zcOrphans struct {
 
 // orphanZC lets the loop exit with zero-copy sends still waiting for their
 // notification (a peer that does not read holds it back for good, and
-// Close must not wait for it): their ops go to zcOrphans, and their Do
-// callers get the data completion's result.
+// Close must not wait for it): their ops go to zcOrphans, their Do callers
+// get the data completion's result, and their handlers a final completion
+// of -ECANCELED with CQEFNotif, so that every op still ends once.
 func (l *Loop) orphanZC() {
 	if l.zcWaiting == 0 {
 		return
@@ -1257,11 +1255,14 @@ func (l *Loop) orphanZC() {
 	defer zcOrphans.Unlock()
 	l.slab.each(func(ud uint64, sl *slot) {
 		zcOrphans.ops = append(zcOrphans.ops, sl.op)
-		w := sl.w
+		h, w := sl.h, sl.w
 		l.zcWaiting--
 		l.slab.release(uint32(ud), sl)
-		if w != nil {
+		switch {
+		case w != nil:
 			l.finish(nil, w, w.res, w.flags&^ring.CQEFMore)
+		case h != nil:
+			l.callHandlerSafe(h, -int32(unix.ECANCELED), ring.CQEFNotif)
 		}
 	})
 }

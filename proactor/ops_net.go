@@ -164,8 +164,9 @@ func send(fd int, buf []byte, flags int) int32 {
 // deadline (Buf is the kernel's until then), until the socket is reset or
 // the peer reads. Proactor.Close does not wait for it: a send still
 // waiting then keeps its op, and so Buf, referenced for the life of the
-// process, and its handler never sees the notification (a Do returns the
-// data completion's result).
+// process; its handler gets a final completion of -ECANCELED with
+// CQEFNotif instead (the kernel may still read Buf), and a Do returns the
+// data completion's result.
 type SendZC struct {
 	Fd    int
 	Buf   []byte
