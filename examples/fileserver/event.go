@@ -55,7 +55,7 @@ func delivered(fd int) bool {
 }
 
 // outq is the bytes in c's kernel send queue (sent but unacknowledged,
-// plus not yet sent), or -1 when unknown.
+// plus not yet sent), or -1 when unknown (the conn transport's delivered).
 func outq(c stdnet.Conn) int {
 	n := -1
 	if rc, ok := c.(*rnet.Conn); ok {

@@ -211,15 +211,6 @@ func linger(c stdnet.Conn, buf []byte) {
 	if !ok || rc.CloseWrite() != nil {
 		return
 	}
-	sc, err := rc.SyscallConn()
-	if err != nil {
-		return
-	}
-	isDelivered := func() bool {
-		d := true
-		_ = sc.Control(func(fd uintptr) { d = delivered(int(fd)) })
-		return d
-	}
 	start, dropped := time.Now(), 0
 	for time.Since(start) < lingerMax {
 		c.SetReadDeadline(time.Now().Add(lingerTime))
@@ -230,7 +221,9 @@ func linger(c stdnet.Conn, buf []byte) {
 		if err != nil && !timedOut {
 			return // the client's FIN, or the connection is gone
 		}
-		if (timedOut || dropped > lingerBytes) && isDelivered() {
+		// Delivered: the send queue is empty (or unknown: the socket
+		// is beyond saving), as delivered says for the callback transport.
+		if (timedOut || dropped > lingerBytes) && outq(c) <= 0 {
 			return
 		}
 	}
