@@ -94,13 +94,11 @@ type File struct {
 	// nbDesc is set when Close must release O_NONBLOCK (see nonblocking).
 	nbDesc *nbDesc
 
-	// closeCh is closed by Close. SendFile's ops run on the socket, where
-	// Close's cancel by fd does not reach, so they take it as their cancel
-	// (see closeCtx); sendsMu guards sends, the cancels of the SendFiles
-	// whose own context has one too, which Close calls.
-	closeCh chan struct{}
-	sendsMu sync.Mutex
-	sends   map[*context.CancelCauseFunc]struct{}
+	// closed is a context that Close cancels: SendFile's ops run on the
+	// socket, where Close's cancel by fd does not reach, so they take it
+	// (or one derived from it) as their cancel.
+	closed      context.Context
+	cancelClose context.CancelFunc
 
 	// posMu serializes Read, Write and Seek; pos is the file position
 	// they use (the kernel's own offset is left alone, except in append
@@ -211,7 +209,8 @@ func resolve(opts OpenOptions) (*proactor.Proactor, *proactor.Loop, error) {
 }
 
 func newFile(fd int, name string, flag int, p *proactor.Proactor, loop *proactor.Loop, noInline bool) *File {
-	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{}), closeCh: make(chan struct{}), userNoInline: noInline}
+	f := &File{fd: fd, name: name, p: p, loop: loop, drained: make(chan struct{}), userNoInline: noInline}
+	f.closed, f.cancelClose = context.WithCancel(context.Background())
 	f.direct = flag&unix.O_DIRECT != 0
 	f.append = flag&unix.O_APPEND != 0
 	var st unix.Stat_t
@@ -403,12 +402,7 @@ func (f *File) Close() error {
 	if old&refClosed != 0 {
 		return &PathError{Op: "close", Path: f.name, Err: ErrClosed}
 	}
-	close(f.closeCh)
-	f.sendsMu.Lock()
-	for cancel := range f.sends {
-		(*cancel)(ErrClosed)
-	}
-	f.sendsMu.Unlock()
+	f.cancelClose()
 	if old != 0 {
 		f.cancelAndDrain()
 	}

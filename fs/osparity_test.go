@@ -20,33 +20,39 @@ import (
 // the socket, which Close's cancel by fd did not reach, so Close hung.
 func TestCloseDuringSendFile(t *testing.T) {
 	run(t, drivers, func(t *testing.T, p *proactor.Proactor) {
-		path := tempFile(t, "", make([]byte, 8<<20))
-		f, err := OpenWith(path, opts(p))
-		require.NoError(t, err)
-		sock, c := tcpPair(t, 4096) // peer never reads
-		type res struct {
-			n   int64
-			err error
-		}
-		sent := make(chan res, 1)
-		go func() {
-			n, err := SendFile(context.Background(), nil, sock, f, 0, 8<<20)
-			sent <- res{n, err}
-		}()
-		time.Sleep(300 * time.Millisecond) // socket buffer full, op parked on EPOLLOUT
-		closed := make(chan error, 1)
-		go func() { closed <- f.Close() }()
-		select {
-		case err := <-closed:
-			assert.NoError(t, err)
-			r := <-sent
-			assert.ErrorIs(t, r.err, ErrClosed)
-		case <-time.After(3 * time.Second):
-			c.Close() // unblock: peer goes away
-			unix.Shutdown(sock, unix.SHUT_RDWR)
-			<-closed
-			r := <-sent
-			t.Errorf("Close blocked >3s behind an in-flight SendFile (SendFile ended with n=%d err=%v)", r.n, r.err)
+		// Without a context that can end, and with one (then the
+		// send's context is derived from both).
+		cancellable, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for _, ctx := range []context.Context{context.Background(), cancellable} {
+			path := tempFile(t, "", make([]byte, 8<<20))
+			f, err := OpenWith(path, opts(p))
+			require.NoError(t, err)
+			sock, c := tcpPair(t, 4096) // peer never reads
+			type res struct {
+				n   int64
+				err error
+			}
+			sent := make(chan res, 1)
+			go func() {
+				n, err := SendFile(ctx, nil, sock, f, 0, 8<<20)
+				sent <- res{n, err}
+			}()
+			time.Sleep(300 * time.Millisecond) // socket buffer full, op parked on EPOLLOUT
+			closed := make(chan error, 1)
+			go func() { closed <- f.Close() }()
+			select {
+			case err := <-closed:
+				assert.NoError(t, err)
+				r := <-sent
+				assert.ErrorIs(t, r.err, ErrClosed)
+			case <-time.After(3 * time.Second):
+				c.Close() // unblock: peer goes away
+				unix.Shutdown(sock, unix.SHUT_RDWR)
+				<-closed
+				r := <-sent
+				t.Errorf("Close blocked >3s behind an in-flight SendFile (SendFile ended with n=%d err=%v)", r.n, r.err)
+			}
 		}
 	})
 }

@@ -83,17 +83,13 @@ func SendFile(ctx context.Context, loop *proactor.Loop, sock int, f *File, off, 
 	}
 	// The ops run on sock, out of reach of Close's cancel by fd (and a
 	// peer that stops reading would hold them, and Close, for good):
-	// Close cancels their context instead. Without a ctx of the caller's
-	// that is the File itself, at no cost; with one, a context that
-	// either cancels.
-	var sctx context.Context = (*closeCtx)(f)
+	// Close cancels their context instead, the File's own or, with a
+	// ctx of the caller's that can end, one that either cancels.
+	sctx := f.closed
 	if ctx != nil && ctx.Done() != nil {
-		cctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		if !f.trackSend(&cancel, true) {
-			return 0, f.pathErr("sendfile", ErrClosed)
-		}
-		defer f.trackSend(&cancel, false)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(f.closed, cancel)()
 		sctx = cctx
 	}
 	sent, err := sendFile(sctx, DefaultSendMethod, loop, sock, f.fd, f.name, off, n, !f.userNoInline)
@@ -102,44 +98,6 @@ func SendFile(ctx context.Context, loop *proactor.Loop, sock int, f *File, off, 
 		err = f.pathErr("sendfile", ErrClosed)
 	}
 	return sent, err
-}
-
-// closeCtx is a File as the context of its SendFiles when the caller gave
-// none that can end: done once Close begins. A pointer, so making one
-// allocates nothing.
-type closeCtx File
-
-func (c *closeCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *closeCtx) Done() <-chan struct{}       { return c.closeCh }
-func (c *closeCtx) Value(any) any               { return nil }
-func (c *closeCtx) Err() error {
-	select {
-	case <-c.closeCh:
-		return context.Canceled
-	default:
-		return nil
-	}
-}
-
-// trackSend adds (or, add false, removes) a SendFile's cancel to those
-// Close calls. Adding fails once Close has begun: Close marks the file
-// closing before it takes sendsMu, so a SendFile it does not cancel sees
-// the mark here.
-func (f *File) trackSend(cancel *context.CancelCauseFunc, add bool) bool {
-	f.sendsMu.Lock()
-	defer f.sendsMu.Unlock()
-	if !add {
-		delete(f.sends, cancel)
-		return true
-	}
-	if f.closing() {
-		return false
-	}
-	if f.sends == nil {
-		f.sends = make(map[*context.CancelCauseFunc]struct{})
-	}
-	f.sends[cancel] = struct{}{}
-	return true
 }
 
 // SendFileFd is SendFile for a descriptor fs does not own (nil loop: the
