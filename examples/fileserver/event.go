@@ -49,22 +49,25 @@ const (
 // delivered reports whether the peer has acknowledged every byte sent on
 // socket fd, the FIN included (SIOCOUTQ: sent but unacknowledged, plus not
 // yet sent). An error counts as delivered: the socket is beyond saving.
-func delivered(fd int) bool {
+func delivered(fd int) bool { return sendQueue(fd) <= 0 }
+
+// sendQueue is the bytes in socket fd's kernel send queue (sent but
+// unacknowledged, plus not yet sent), or -1 when unknown.
+func sendQueue(fd int) int {
 	n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
-	return err != nil || n == 0
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
-// outq is the bytes in c's kernel send queue (sent but unacknowledged,
-// plus not yet sent), or -1 when unknown (the conn transport's delivered).
+// outq is sendQueue for a net.Conn of the conn transport (the conn
+// transport's delivered is outq <= 0).
 func outq(c stdnet.Conn) int {
 	n := -1
 	if rc, ok := c.(*rnet.Conn); ok {
 		if sc, err := rc.SyscallConn(); err == nil {
-			_ = sc.Control(func(fd uintptr) {
-				if q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
-					n = q
-				}
-			})
+			_ = sc.Control(func(fd uintptr) { n = sendQueue(int(fd)) })
 		}
 	}
 	return n

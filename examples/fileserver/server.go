@@ -384,12 +384,17 @@ func (l *accessLog) prefix(host string, r *request, code int) []byte {
 // finish writes an entry begun by prefix with n body bytes sent.
 func (l *accessLog) finish(prefix []byte, n int64) {
 	l.mu.Lock()
-	b := append(l.line[:0], prefix...)
+	l.end(append(l.line[:0], prefix...), n)
+	l.mu.Unlock()
+}
+
+// end writes entry b, complete but for its size field, with n as that;
+// l.mu held. b is l.line's memory, which it keeps for the next entry.
+func (l *accessLog) end(b []byte, n int64) {
 	b = strconv.AppendInt(b, n, 10)
 	b = append(b, '\n')
 	l.w.Write(b)
 	l.line = b
-	l.mu.Unlock()
 }
 
 func appendLogPrefix(b []byte, host string, r *request, code int) []byte {
@@ -459,11 +464,7 @@ func (l *accessLog) flush() {
 // where the last field is the body bytes sent.
 func (l *accessLog) entry(host string, r *request, code int, n int64) {
 	l.mu.Lock()
-	b := appendLogPrefix(l.line[:0], host, r, code)
-	b = strconv.AppendInt(b, n, 10)
-	b = append(b, '\n')
-	l.w.Write(b)
-	l.line = b
+	l.end(appendLogPrefix(l.line[:0], host, r, code), n)
 	l.mu.Unlock()
 }
 
