@@ -155,16 +155,20 @@ type ServeOptions struct {
 	// by net.core.somaxconn) on the listeners. The kernel serves it only
 	// where the net.ipv4.tcp_fastopen sysctl has its server bit (2) set.
 	FastOpen bool
+	// NotSentLowat sets TCP_NOTSENT_LOWAT on the listeners, and so on
+	// the connections they accept: see ListenConfig.NotSentLowat. 0 leaves
+	// the system's value.
+	NotSentLowat int
 	// KeepAlive turns TCP keep-alive on for accepted connections, with
 	// this period both as the idle time before the first probe and as
 	// the time between probes (whole seconds, rounded up); the probe
 	// count stays the system's.
 	// 0 (the default) or negative leaves keep-alive off.
 	//
-	// This and KeepAliveConfig, TCP_NODELAY and FastOpen are set on the
-	// listening sockets, not on each connection: Linux copies a
-	// listener's options into the connections it accepts, so they cost
-	// no system call per connection.
+	// This and KeepAliveConfig, TCP_NODELAY, FastOpen and NotSentLowat
+	// are set on the listening sockets, not on each connection: Linux
+	// copies a listener's options into the connections it accepts, so
+	// they cost no system call per connection.
 	KeepAlive time.Duration
 	// KeepAliveConfig, when its Enable is set, replaces KeepAlive and sets
 	// the periods one by one, as package net does: Idle before the first

@@ -33,6 +33,21 @@ type ListenConfig struct {
 	KeepAlive time.Duration
 	// FastOpen enables TCP Fast Open (TCP_FASTOPEN) on the listener.
 	FastOpen bool
+	// NotSentLowat sets TCP_NOTSENT_LOWAT on the listener, which accepted
+	// connections inherit: a connection is writable, and a write or
+	// sendfile goes on, only while fewer than this many bytes sit in its
+	// send queue not yet sent. 0 leaves the system's value
+	// (net.ipv4.tcp_notsent_lowat, unlimited by default); negative is
+	// refused with EINVAL.
+	//
+	// A server of large responses wants it small (16 KiB to 128 KiB): the
+	// bytes it has sent then go out from its own writes, on its own CPU.
+	// Without it, a write fills the socket buffer (megabytes, autotuned)
+	// and most of the transmitting is done later, when an ACK opens the
+	// window: in the receive path of the CPU that processes the ACK, which
+	// on loopback is the client's. It also keeps memory per connection
+	// down to what is in flight. docs/BENCHMARKS.md has the measurements.
+	NotSentLowat int
 }
 
 // Listen listens on the proactor.Default() loops; network is "tcp", "tcp4",
@@ -156,6 +171,14 @@ func (lc *ListenConfig) setupTCP(s, family int, v6only bool, ap netip.AddrPort) 
 	}
 	if lc.FastOpen {
 		if err := setsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_FASTOPEN, fastOpenQueue); err != nil {
+			return err
+		}
+	}
+	if lc.NotSentLowat < 0 {
+		return os.NewSyscallError("setsockopt", unix.EINVAL)
+	}
+	if lc.NotSentLowat > 0 {
+		if err := setsockoptInt(s, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, lc.NotSentLowat); err != nil {
 			return err
 		}
 	}

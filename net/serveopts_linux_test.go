@@ -2,6 +2,7 @@ package net
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -52,7 +53,7 @@ func getsockopt(t *testing.T, fd, level, name int) int {
 // TestServeSocketOptions reads FastOpen, TCP_NODELAY and the keep-alive
 // settings back from the listeners and from accepted connections.
 func TestServeSocketOptions(t *testing.T) {
-	type connOpts struct{ nodelay, keepalive, idle, intvl, cnt int }
+	type connOpts struct{ nodelay, keepalive, idle, intvl, cnt, lowat int }
 	sysCnt := func(t *testing.T) int { // the system's probe count
 		b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_keepalive_probes")
 		if err != nil {
@@ -73,13 +74,15 @@ func TestServeSocketOptions(t *testing.T) {
 		}{
 			{"default", ServeOptions{}, false, func(*testing.T) connOpts { return connOpts{nodelay: 1} }},
 			{"fastopen+keepalive", ServeOptions{FastOpen: true, KeepAlive: 41500 * time.Millisecond}, true,
-				func(t *testing.T) connOpts { return connOpts{1, 1, 42, 42, sysCnt(t)} }},
+				func(t *testing.T) connOpts { return connOpts{1, 1, 42, 42, sysCnt(t), 0} }},
+			{"notsentlowat", ServeOptions{NotSentLowat: 32 << 10}, false,
+				func(*testing.T) connOpts { return connOpts{nodelay: 1, lowat: 32 << 10} }},
 			{"keepaliveconfig+nagle", ServeOptions{Nagle: true, KeepAlive: time.Hour,
 				KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 61 * time.Second, Interval: 7 * time.Second, Count: 4}}, false,
-				func(*testing.T) connOpts { return connOpts{0, 1, 61, 7, 4} }},
+				func(*testing.T) connOpts { return connOpts{0, 1, 61, 7, 4, 0} }},
 			{"keepaliveconfig defaults", ServeOptions{ReadBufferLimit: 1, Balance: RoundRobin,
 				KeepAliveConfig: net.KeepAliveConfig{Enable: true}}, false,
-				func(*testing.T) connOpts { return connOpts{1, 1, 15, 15, 9} }},
+				func(*testing.T) connOpts { return connOpts{1, 1, 15, 15, 9, 0} }},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +99,7 @@ func TestServeSocketOptions(t *testing.T) {
 					o := connOpts{
 						nodelay:   getsockopt(t, fd, unix.IPPROTO_TCP, unix.TCP_NODELAY),
 						keepalive: getsockopt(t, fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE),
+						lowat:     getsockopt(t, fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT),
 					}
 					if o.keepalive != 0 {
 						o.idle = getsockopt(t, fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
@@ -438,3 +442,55 @@ type funcHandler struct {
 func (h *funcHandler) OnOpen(c *EventConn)              {}
 func (h *funcHandler) OnData(c *EventConn, data []byte) { h.onData(c, data) }
 func (h *funcHandler) OnClose(c *EventConn, err error)  { h.onClose(c, err) }
+
+// TestNotSentLowat: ListenConfig.NotSentLowat reaches accepted
+// connections, and there bounds the bytes the kernel holds unsent: a
+// peer that does not read gets the window it advertised plus about the
+// low-water mark, not a socket buffer of megabytes.
+func TestNotSentLowat(t *testing.T) {
+	const lowat = 20000
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		lc := ListenConfig{Proactor: p, NotSentLowat: lowat}
+		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		peer, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		c := sc.(*Conn)
+		if got := getsockopt(t, c.fd.sysfd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT); got != lowat {
+			t.Fatalf("accepted connection: TCP_NOTSENT_LOWAT %d, want %d", got, lowat)
+		}
+		c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := c.Write(make([]byte, 16<<20))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write to a peer that does not read: %d, %v", n, err)
+		}
+		unsent, err := unix.IoctlGetInt(c.fd.sysfd, unix.SIOCOUTQNSD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel checks the mark before each new packet of up to 64 KiB.
+		if unsent > lowat+64<<10 {
+			t.Errorf("%d bytes unsent after a write of %d, want at most %d", unsent, n, lowat+64<<10)
+		}
+		t.Logf("wrote %d bytes, %d unsent", n, unsent)
+
+		lc.NotSentLowat = -1
+		if ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0"); !errors.Is(err, unix.EINVAL) {
+			if err == nil {
+				ln.Close()
+			}
+			t.Fatalf("Listen with NotSentLowat -1: %v, want EINVAL", err)
+		}
+	})
+}

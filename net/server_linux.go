@@ -141,7 +141,7 @@ func Serve(network, address string, h Handler, opts ServeOptions) (*Server, erro
 // listen opens the listening sockets: one per loop for ReusePort on TCP,
 // else one.
 func (s *Server) listen(network, address string, n int) ([]int, error) {
-	lc := ListenConfig{Backlog: s.opts.Backlog, FastOpen: s.opts.FastOpen}
+	lc := ListenConfig{Backlog: s.opts.Backlog, FastOpen: s.opts.FastOpen, NotSentLowat: s.opts.NotSentLowat}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	case "unix":

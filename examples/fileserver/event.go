@@ -91,6 +91,7 @@ func (s *server) serveEvents() (*rnet.Server, error) {
 		// A client that does not read gets no more than this queued:
 		// reading pauses, so pipelined requests stop being answered.
 		WriteQueueLimit: outLimit,
+		NotSentLowat:    s.cfg.notSentLowat,
 	})
 	if err != nil {
 		return nil, err

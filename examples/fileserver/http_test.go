@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -979,4 +981,72 @@ func TestShutdownBeforeServe(t *testing.T) {
 			t.Fatal("listener still open after shutdown")
 		}
 	})
+}
+
+// TestNotSentLowat: every connection carries -notsent-lowat, so a large
+// body is fed to the kernel as it sends instead of filling the socket
+// buffer; 0 leaves the system's setting.
+func TestNotSentLowat(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		for _, lowat := range []int{defaultNotSentLowat, 0} {
+			ts := start(t, p, root, func(c *config) { c.notSentLowat = lowat })
+			c, err := stdnet.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.(*stdnet.TCPConn).SetReadBuffer(4096)
+			c.Write([]byte("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+			fd := serverFd(t, c)
+			got, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT)
+			if err != nil || got != lowat {
+				t.Fatalf("-notsent-lowat %d: the server's connection has %d (%v)", lowat, got, err)
+			}
+			if lowat > 0 {
+				// The client reads nothing: once the response stops
+				// moving, the kernel holds about the mark unsent
+				// (checked before each packet of up to 64 KiB).
+				time.Sleep(100 * time.Millisecond)
+				unsent, err := unix.IoctlGetInt(fd, unix.SIOCOUTQNSD)
+				if err != nil || unsent > lowat+64<<10 {
+					t.Errorf("%d bytes unsent (%v), want at most %d", unsent, err, lowat+64<<10)
+				}
+			}
+			c.Close()
+		}
+	})
+}
+
+// serverFd finds, among this process's descriptors, the server's end of
+// the client connection c.
+func serverFd(t *testing.T, c stdnet.Conn) int {
+	t.Helper()
+	local, peer := c.RemoteAddr().(*stdnet.TCPAddr), c.LocalAddr().(*stdnet.TCPAddr)
+	port := func(sa unix.Sockaddr) int {
+		if sa, ok := sa.(*unix.SockaddrInet4); ok {
+			return sa.Port
+		}
+		return -1
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			fd, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			sa, err1 := unix.Getsockname(fd)
+			pa, err2 := unix.Getpeername(fd)
+			if err1 == nil && err2 == nil && port(sa) == local.Port && port(pa) == peer.Port {
+				return fd
+			}
+		}
+		time.Sleep(10 * time.Millisecond) // not accepted yet
+	}
+	t.Fatalf("no descriptor of this process is the server's end of %v", c.LocalAddr())
+	return -1
 }

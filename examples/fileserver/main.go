@@ -77,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 	fl.DurationVar(&cfg.headerTimeout, "header-timeout", cfg.headerTimeout, "time a client has to send a whole request head once it started")
 	fl.DurationVar(&cfg.idleTimeout, "idle-timeout", cfg.idleTimeout, "keep-alive connections idle this long are closed")
 	fl.DurationVar(&cfg.writeTimeout, "write-timeout", cfg.writeTimeout, "how long a client that stops reading keeps its connection: time without any byte of the response sent, as nginx's send_timeout (with -api conn, one to two times this); 0 means never")
+	fl.IntVar(&cfg.notSentLowat, "notsent-lowat", cfg.notSentLowat, "TCP_NOTSENT_LOWAT of every connection, in `bytes`: how much of a response the kernel holds queued and not yet sent; larger bodies are fed to it as it sends (0: the system's net.ipv4.tcp_notsent_lowat)")
 	fl.StringVar(&cfg.api, "api", cfg.api, "ringo `transport`: callback (event handlers on the loops, no goroutine per connection) or conn (net.Listener, a goroutine per net.Conn)")
 	cpuprofile := fl.String("cpuprofile", "", "write a CPU profile to this `file` until shutdown (for go tool pprof)")
 	grace := fl.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long responses in flight get to finish")
@@ -104,6 +105,9 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) error {
 		if wm, err = proactor.ParseWaitMode(*wait); err != nil {
 			return fmt.Errorf("-wait: %w", err)
 		}
+	}
+	if cfg.notSentLowat < 0 {
+		return fmt.Errorf("-notsent-lowat %d: want >= 0", cfg.notSentLowat)
 	}
 	if *spin < 0 {
 		return fmt.Errorf("-spin %v: want >= 0", *spin)

@@ -98,6 +98,7 @@ func TestRunErrors(t *testing.T) {
 		{"-backend", "kqueue"},
 		{"-wait", "spin"},
 		{"-spin", "-1us"},
+		{"-notsent-lowat", "-1"},
 		{"-loops", "-1"},
 		{"-loops", "100000"}, // a thread each: past Go's 10,000-thread limit
 		{"-bogus"},

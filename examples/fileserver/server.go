@@ -32,12 +32,22 @@ type config struct {
 	logPath       string        // access log: a file, "-" for stdout, "" off
 	api           string        // transport: "callback" (net.Serve) or "conn" (net.Listener)
 	revalidate    time.Duration // how stale a cached file may be before a look at the disk; 0: the cache's default
+	notSentLowat  int           // TCP_NOTSENT_LOWAT of the listener and so of every connection; 0: the system's
 }
+
+// defaultNotSentLowat caps the bytes a connection's send queue holds
+// that the kernel has not sent yet. A large body then goes out from the
+// server's own sendfile calls rather than from the client's ACKs, whose
+// processing does the transmitting when the queue is full: on loopback
+// that is the load generator's CPU (net.ListenConfig.NotSentLowat;
+// docs/BENCHMARKS.md measures it).
+const defaultNotSentLowat = 16 << 10
 
 func defaultConfig() config {
 	return config{
 		addr: "127.0.0.1:8080", maxConns: 10000, api: "callback",
 		headerTimeout: 10 * time.Second, idleTimeout: 60 * time.Second, writeTimeout: 60 * time.Second,
+		notSentLowat: defaultNotSentLowat,
 	}
 }
 
@@ -91,7 +101,7 @@ func (s *server) status(code int) {
 
 // listen opens the server's TCP listener on its proactor.
 func (s *server) listen() (stdnet.Listener, error) {
-	lc := rnet.ListenConfig{Proactor: s.p}
+	lc := rnet.ListenConfig{Proactor: s.p, NotSentLowat: s.cfg.notSentLowat}
 	return lc.Listen(context.Background(), "tcp", s.cfg.addr)
 }
 
