@@ -213,6 +213,10 @@ type ServerMetrics struct {
 	Paused        int64 // times receiving paused for backpressure
 	Deferred      int64 // times a greedy connection was deferred
 	AcceptBackoff int64 // times accept backed off on EMFILE/ENFILE/ENOMEM
+	// ColdReads counts SendFile ranges that were not in the page cache
+	// and were read in by an op before sendfile(2) sent them, so that the
+	// loop did not wait on the disk (Linux 6.5+, where cachestat(2) tells).
+	ColdReads int64
 }
 
 // ErrIdleTimeout is the OnClose error of a connection closed by

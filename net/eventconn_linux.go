@@ -3,6 +3,7 @@ package net
 import (
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -54,7 +55,17 @@ type EventConn struct {
 	sfop    proactor.Sendfile
 	sendFn  func(int32, uint32)
 	sfFn    func(int32, uint32)
-	ops     int // ops in flight on fd; the fd is closed only at 0
+	// A read of a range of q[0]'s file into the page cache (readAhead),
+	// in flight while warming; waitWarm: flush waits for it. wopSeq is
+	// popped when it began: the item it is for.
+	wop      proactor.Read
+	wopFn    func(int32, uint32)
+	wopID    uint64
+	wopSeq   uint64
+	warming  bool
+	waitWarm bool
+	popped   uint64 // items taken off q, to tell items apart
+	ops      int    // ops in flight on fd; the fd is closed only at 0
 	// corked: bytes went out with MSG_MORE and no send since has pushed
 	// them; when the queue empties they are pushed (TCP_CORK off).
 	corked bool
@@ -88,6 +99,12 @@ type outItem struct {
 	// end of the file (or past 1<<40) counts at most 1<<40, so the bytes
 	// it sends come off that, not off the writes queued behind it.
 	counted int64
+	// warm: the file is known to be in the page cache up to this
+	// offset, so sendfile(2) will not wait on the disk (readAhead).
+	warm    int64
+	statted bool  // readAhead has looked at the file's type and size
+	size    int64 // the file's size then
+	cold    bool  // a part was not in the page cache: read ahead to the end
 	done    func(sent int64, err error)
 }
 
@@ -129,11 +146,15 @@ func (c *EventConn) Write(b []byte) {
 // at once with os.ErrInvalid; an fd sendfile(2) cannot read from fails in
 // done with the system call's error, and the connection goes on.
 //
-// sendfile(2) runs on the loop goroutine (io_uring has no opcode for it),
-// so a range that is not in the page cache is read from disk there, and
-// the loop's other connections wait meanwhile, as with nginx's sendfile
-// without aio threads. For cold files larger than memory, read ahead
-// (fs's ReadAt, posix_fadvise WILLNEED) before queueing the range.
+// sendfile(2) runs on the loop goroutine (io_uring has no opcode for it).
+// So that a range not in the page cache is not read from the disk there,
+// with the loop's other connections waiting, the range is first looked up
+// with cachestat(2); if it is not all there, it is read in by ops
+// (io_uring, or an epoll worker), 256 KiB at a time and one read ahead of
+// sendfile(2), before it is sent (ServerMetrics.ColdReads counts those
+// reads). That needs Linux 6.5; before it, or where a seccomp filter
+// refuses cachestat, the loop waits for the disk as nginx's sendfile does
+// without aio threads.
 func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err error)) {
 	if c.state != stateOpen || c.shutWR {
 		if done != nil {
@@ -466,6 +487,11 @@ func (c *EventConn) flush() {
 			if n < 0 || n > maxSendfile {
 				n = maxSendfile
 			}
+			if !c.readAhead(it, n) {
+				return // waiting for the pages, or aborted
+			}
+			// No further than the pages known to be there.
+			n = min(n, it.warm-it.off)
 			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
 			if res, _ := c.sfop.Perform(); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
 				if !c.sendfileDone(res) {
@@ -544,6 +570,7 @@ func (c *EventConn) sent(n int) {
 }
 
 func (c *EventConn) pop() {
+	c.popped++
 	copy(c.q, c.q[1:])
 	c.q[len(c.q)-1] = outItem{}
 	c.q = c.q[:len(c.q)-1]
@@ -573,6 +600,133 @@ func (c *EventConn) onSend(res int32, _ uint32) {
 	}
 	c.sent(int(res))
 	c.flush()
+}
+
+// warmMax is the most one read into the page cache brings in ahead of
+// sendfile(2): the size of the loop's scratch buffer, which the reads
+// fill and nothing reads.
+const warmMax = 256 << 10
+
+// readAhead keeps sendfile(2), which runs on the loop (io_uring has no
+// opcode for it), from reading the disk there while every other
+// connection of the loop waits. It looks up the next n bytes of q[0]'s
+// file at it.off with cachestat(2) (Linux 6.5); when they are not all in
+// the page cache it reads them in by an op (io_uring, or one of the epoll
+// reactor's workers) and reports false: flush goes on when the read ends.
+// From then on the item is cold and each part is read in one part ahead
+// of sendfile(2), so the disk and the socket work at once; cachestat is
+// not asked again, because it counts pages the kernel's readahead is still
+// reading as present. It reports true when sendfile(2) may send up to
+// it.warm.
+func (c *EventConn) readAhead(it *outItem, n int64) bool {
+	if it.off >= it.warm {
+		if c.warming {
+			// The read in flight began at it.warm, which is it.off.
+			c.waitWarm, c.sending = true, true
+			return false
+		}
+		if c.resident(it, n) {
+			return true
+		}
+		if c.startWarm(it.file, it.off, min(n, warmMax)) {
+			c.waitWarm, c.sending = true, true
+		}
+		return false
+	}
+	if it.cold && !c.warming && it.warm-it.off <= warmMax && (it.n < 0 || it.warm < it.off+it.n) {
+		w := int64(warmMax)
+		if it.n > 0 {
+			w = min(w, it.off+it.n-it.warm)
+		}
+		return c.startWarm(it.file, it.warm, w)
+	}
+	return true
+}
+
+// resident says whether n bytes of the file at it.off can go out by
+// sendfile(2) without a read first, recording them in it.warm if so: they
+// are in the page cache, or it cannot tell (no cachestat, not a regular
+// file).
+func (c *EventConn) resident(it *outItem, n int64) bool {
+	el := c.el
+	if !it.statted {
+		// Only a file's own pages can be read in ahead: a read op on a
+		// pipe, say, would wait for data that may never come.
+		it.statted = true
+		var st unix.Stat_t
+		if err := unix.Fstat(it.file, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFBLK {
+			it.warm = math.MaxInt64 // sendfile(2) alone, which reports its errors
+			return true
+		}
+		it.size = st.Size
+	}
+	if it.cold {
+		return false
+	}
+	// Pages past the end of the file are never in the cache: count only
+	// up to the size fstat gave (a part the file has grown by since goes
+	// unchecked).
+	if m := min(n, it.size-it.off); m > 0 && !el.noCachestat {
+		r := unix.CachestatRange{Off: uint64(it.off), Len: uint64(m)}
+		var cs unix.Cachestat_t
+		switch err := unix.Cachestat(uint(it.file), &r, &cs, 0); {
+		case err == nil:
+			first, end := it.off/pageSize, (it.off+m+pageSize-1)/pageSize
+			if int64(cs.Cache) < end-first {
+				it.cold = true
+				return false
+			}
+		case err == unix.ENOSYS || err == unix.EPERM:
+			el.noCachestat = true // before 6.5, or a seccomp filter
+		}
+		// Other errors leave it to sendfile(2), which reports its own.
+	}
+	it.warm = it.off + n
+	return true
+}
+
+var pageSize = int64(os.Getpagesize())
+
+// startWarm reads w bytes of file at off into the loop's scratch buffer,
+// which brings them into the page cache. It reports false when the
+// connection was aborted.
+func (c *EventConn) startWarm(file int, off, w int64) bool {
+	el := c.el
+	c.wop = proactor.Read{Fd: file, Buf: el.warmBuf()[:w], Off: off}
+	id, err := el.l.SubmitInLoop(&c.wop, c.wopFn)
+	if err != nil {
+		c.abort(err)
+		return false
+	}
+	el.m.coldReads.Add(1)
+	c.wopID, c.wopSeq, c.warming = id, c.popped, true
+	c.ops++
+	return true
+}
+
+// onWarm follows a read startWarm began. Whatever it found, bytes, the
+// end of the file or an error, sendfile(2) comes next and reports the
+// outcome: the read only brought pages in.
+func (c *EventConn) onWarm(res int32, _ uint32) {
+	c.warming = false
+	c.ops--
+	if c.state >= stateClosed {
+		c.maybeRelease()
+		return
+	}
+	if c.wopSeq == c.popped && len(c.q) > 0 {
+		end := c.wop.Off + int64(len(c.wop.Buf))
+		if res > 0 {
+			end = c.wop.Off + int64(res)
+		}
+		it := &c.q[0]
+		it.warm = max(it.warm, end)
+	}
+	c.wop.Buf = nil
+	if c.waitWarm {
+		c.waitWarm, c.sending = false, false
+		c.flush()
+	}
 }
 
 func (c *EventConn) onSendfile(res int32, _ uint32) {
@@ -708,6 +862,9 @@ func (c *EventConn) finalize() {
 	}
 	if c.ops > 0 {
 		c.el.l.CancelFdInLoop(c.fd)
+		if c.warming {
+			c.el.l.CancelInLoop(c.wopID) // it is on the file, not c.fd
+		}
 	}
 	c.maybeRelease()
 }
