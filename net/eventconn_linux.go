@@ -586,14 +586,23 @@ func (c *EventConn) unpause() {
 	}
 }
 
-func (c *EventConn) onSend(res int32, _ uint32) {
-	c.sending = false
+// opEnded accounts for the end of an op on the connection. It reports
+// false when the connection has closed, and the op's result no longer
+// matters.
+func (c *EventConn) opEnded() bool {
 	c.ops--
 	if c.state >= stateClosed {
 		c.maybeRelease()
+		return false
+	}
+	return true
+}
+
+func (c *EventConn) onSend(res int32, _ uint32) {
+	c.sending = false
+	if !c.opEnded() {
 		return
 	}
-
 	if res < 0 {
 		c.abort(c.opErr("write", "send", res))
 		return
@@ -709,9 +718,7 @@ func (c *EventConn) startWarm(file int, off, w int64) bool {
 // outcome: the read only brought pages in.
 func (c *EventConn) onWarm(res int32, _ uint32) {
 	c.warming = false
-	c.ops--
-	if c.state >= stateClosed {
-		c.maybeRelease()
+	if !c.opEnded() {
 		return
 	}
 	if c.wopSeq == c.popped && len(c.q) > 0 {
@@ -731,9 +738,7 @@ func (c *EventConn) onWarm(res int32, _ uint32) {
 
 func (c *EventConn) onSendfile(res int32, _ uint32) {
 	c.sending = false
-	c.ops--
-	if c.state >= stateClosed {
-		c.maybeRelease()
+	if !c.opEnded() {
 		return
 	}
 	if c.sendfileDone(res) {
