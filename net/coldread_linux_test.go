@@ -120,7 +120,8 @@ func TestSendFileCold(t *testing.T) {
 				h := &sendFileHandler{fd: int(f.Fd()), off: tc.off, n: tc.n, res: make(chan sendResult, 1)}
 				s := serve(t, p, "tcp", h, ServeOptions{})
 				if tc.noCachestat {
-					onLoops(t, s, true, func(el *evLoop) { el.noCachestat = true })
+					noCachestat.Store(true)
+					defer noCachestat.Store(false)
 				}
 				want := content[tc.off:]
 				get(s, h, want)
@@ -170,5 +171,54 @@ func TestSendFileCold(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	})
+}
+
+// TestConnSendFileCold: Conn.SendFile and ReadFrom read a cold range in
+// by ops before sendfile(2) too, and the client gets it byte for byte.
+func TestConnSendFileCold(t *testing.T) {
+	const size = 3<<20 + 1234
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		for _, how := range []string{"SendFile", "ReadFrom"} {
+			t.Run(how, func(t *testing.T) {
+				f, content := coldFile(t, size)
+				send := func(want []byte) {
+					t.Helper()
+					dialed, accepted := pair(t, p, "tcp")
+					defer dialed.Close()
+					got := make(chan []byte, 1)
+					go func() {
+						b, _ := io.ReadAll(dialed)
+						got <- b
+					}()
+					accepted.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					var n int64
+					var err error
+					if how == "SendFile" {
+						n, err = accepted.SendFile(int(f.Fd()), 0, size)
+					} else {
+						f.Seek(0, io.SeekStart)
+						n, err = accepted.ReadFrom(f)
+					}
+					accepted.Close()
+					if err != nil || n != size {
+						t.Fatalf("%s: %d, %v; want %d, nil", how, n, err, size)
+					}
+					if b := <-got; !bytes.Equal(b, want) {
+						t.Fatalf("client read %d bytes, not the %d of the file", len(b), len(want))
+					}
+				}
+				before := connColdReads.Load()
+				send(content)
+				cold := connColdReads.Load()
+				if cold == before {
+					t.Fatalf("no cold reads for a cold file of %d bytes", size)
+				}
+				send(content) // now in the page cache
+				if again := connColdReads.Load(); again != cold {
+					t.Fatalf("a cached file: cold reads went from %d to %d", cold, again)
+				}
+			})
+		}
 	})
 }

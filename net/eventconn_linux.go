@@ -3,7 +3,6 @@ package net
 import (
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"time"
@@ -99,13 +98,10 @@ type outItem struct {
 	// end of the file (or past 1<<40) counts at most 1<<40, so the bytes
 	// it sends come off that, not off the writes queued behind it.
 	counted int64
-	// warm: the file is known to be in the page cache up to this
-	// offset, so sendfile(2) will not wait on the disk (readAhead).
-	warm    int64
-	statted bool  // readAhead has looked at the file's type and size
-	size    int64 // the file's size then
-	cold    bool  // a part was not in the page cache: read ahead to the end
-	done    func(sent int64, err error)
+	// warm: how far the file is known to be in the page cache, so that
+	// sendfile(2) will not wait on the disk (readAhead).
+	warm warmth
+	done func(sent int64, err error)
 }
 
 const (
@@ -491,7 +487,7 @@ func (c *EventConn) flush() {
 				return // waiting for the pages, or aborted
 			}
 			// No further than the pages known to be there.
-			n = min(n, it.warm-it.off)
+			n = min(n, it.warm.upTo-it.off)
 			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
 			if res, _ := c.sfop.Perform(); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
 				if !c.sendfileDone(res) {
@@ -611,30 +607,22 @@ func (c *EventConn) onSend(res int32, _ uint32) {
 	c.flush()
 }
 
-// warmMax is the most one read into the page cache brings in ahead of
-// sendfile(2): the size of the loop's scratch buffer, which the reads
-// fill and nothing reads.
-const warmMax = 256 << 10
-
-// readAhead keeps sendfile(2), which runs on the loop (io_uring has no
-// opcode for it), from reading the disk there while every other
-// connection of the loop waits. It looks up the next n bytes of q[0]'s
-// file at it.off with cachestat(2) (Linux 6.5); when they are not all in
-// the page cache it reads them in by an op (io_uring, or one of the epoll
-// reactor's workers) and reports false: flush goes on when the read ends.
-// From then on the item is cold and each part is read in one part ahead
-// of sendfile(2), so the disk and the socket work at once; cachestat is
-// not asked again, because it counts pages the kernel's readahead is still
-// reading as present. It reports true when sendfile(2) may send up to
-// it.warm.
+// readAhead keeps sendfile(2) from reading the disk on the loop (see
+// pagecache_linux.go). When the next n bytes of q[0]'s file are not all
+// in the page cache it reads them in by an op and reports false: flush
+// goes on when the read ends. From then on the item is cold, and each
+// part is read in one part ahead of sendfile(2), so that the disk and
+// the socket work at once. It reports true when sendfile(2) may send up
+// to it.warm.upTo.
 func (c *EventConn) readAhead(it *outItem, n int64) bool {
-	if it.off >= it.warm {
+	w := &it.warm
+	if it.off >= w.upTo {
 		if c.warming {
-			// The read in flight began at it.warm, which is it.off.
+			// The read in flight began at upTo, which is it.off.
 			c.waitWarm, c.sending = true, true
 			return false
 		}
-		if c.resident(it, n) {
+		if w.resident(it.file, it.off, n) {
 			return true
 		}
 		if c.startWarm(it.file, it.off, min(n, warmMax)) {
@@ -642,66 +630,22 @@ func (c *EventConn) readAhead(it *outItem, n int64) bool {
 		}
 		return false
 	}
-	if it.cold && !c.warming && it.warm-it.off <= warmMax && (it.n < 0 || it.warm < it.off+it.n) {
-		w := int64(warmMax)
+	if w.cold && !c.warming && w.upTo-it.off <= warmMax && (it.n < 0 || w.upTo < it.off+it.n) {
+		size := int64(warmMax)
 		if it.n > 0 {
-			w = min(w, it.off+it.n-it.warm)
+			size = min(size, it.off+it.n-w.upTo)
 		}
-		return c.startWarm(it.file, it.warm, w)
+		return c.startWarm(it.file, w.upTo, size)
 	}
 	return true
 }
-
-// resident says whether n bytes of the file at it.off can go out by
-// sendfile(2) without a read first, recording them in it.warm if so: they
-// are in the page cache, or it cannot tell (no cachestat, not a regular
-// file).
-func (c *EventConn) resident(it *outItem, n int64) bool {
-	el := c.el
-	if !it.statted {
-		// Only a file's own pages can be read in ahead: a read op on a
-		// pipe, say, would wait for data that may never come.
-		it.statted = true
-		var st unix.Stat_t
-		if err := unix.Fstat(it.file, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG && st.Mode&unix.S_IFMT != unix.S_IFBLK {
-			it.warm = math.MaxInt64 // sendfile(2) alone, which reports its errors
-			return true
-		}
-		it.size = st.Size
-	}
-	if it.cold {
-		return false
-	}
-	// Pages past the end of the file are never in the cache: count only
-	// up to the size fstat gave (a part the file has grown by since goes
-	// unchecked).
-	if m := min(n, it.size-it.off); m > 0 && !el.noCachestat {
-		r := unix.CachestatRange{Off: uint64(it.off), Len: uint64(m)}
-		var cs unix.Cachestat_t
-		switch err := unix.Cachestat(uint(it.file), &r, &cs, 0); {
-		case err == nil:
-			first, end := it.off/pageSize, (it.off+m+pageSize-1)/pageSize
-			if int64(cs.Cache) < end-first {
-				it.cold = true
-				return false
-			}
-		case err == unix.ENOSYS || err == unix.EPERM:
-			el.noCachestat = true // before 6.5, or a seccomp filter
-		}
-		// Other errors leave it to sendfile(2), which reports its own.
-	}
-	it.warm = it.off + n
-	return true
-}
-
-var pageSize = int64(os.Getpagesize())
 
 // startWarm reads w bytes of file at off into the loop's scratch buffer,
 // which brings them into the page cache. It reports false when the
 // connection was aborted.
 func (c *EventConn) startWarm(file int, off, w int64) bool {
 	el := c.el
-	c.wop = proactor.Read{Fd: file, Buf: el.warmBuf()[:w], Off: off}
+	c.wop = proactor.Read{Fd: file, Buf: warmScratch()[:w], Off: off}
 	id, err := el.l.SubmitInLoop(&c.wop, c.wopFn)
 	if err != nil {
 		c.abort(err)
@@ -722,12 +666,7 @@ func (c *EventConn) onWarm(res int32, _ uint32) {
 		return
 	}
 	if c.wopSeq == c.popped && len(c.q) > 0 {
-		end := c.wop.Off + int64(len(c.wop.Buf))
-		if res > 0 {
-			end = c.wop.Off + int64(res)
-		}
-		it := &c.q[0]
-		it.warm = max(it.warm, end)
+		c.q[0].warm.warmed(c.wop.Off, int64(len(c.wop.Buf)), res)
 	}
 	c.wop.Buf = nil
 	if c.waitWarm {

@@ -3,9 +3,12 @@ package net
 import (
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
 )
 
 // maxSendfile caps one sendfile(2): small enough that a deadline or Close
@@ -116,16 +119,29 @@ func wrapSendfile(err error) error {
 // sendfileLoop sends up to remain bytes of ffd from off, looping over the
 // short transfers a non-blocking socket gives, until EOF of the file. Its
 // errors are bare errnos, so that sendFile can tell EINVAL apart.
+//
+// A part not in the page cache is read in first by an op this goroutine
+// waits on, so that sendfile(2), which the loop performs, does not read
+// the disk there (pagecache_linux.go).
 func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	var written int64
+	var warm warmth
 	for remain > 0 {
+		n := min(remain, maxSendfile)
+		if off >= warm.upTo && !warm.resident(ffd, off, n) {
+			if err := c.readIn(ffd, off, min(n, warmMax), &warm); err != nil {
+				return written, err
+			}
+			continue
+		}
 		dl, cancel, err := c.fd.begin(&c.fd.wd)
 		if err != nil {
 			return written, err
 		}
-		c.sf.Sock, c.sf.File, c.sf.Off, c.sf.N = c.fd.sysfd, ffd, off, int(min(remain, maxSendfile))
+		// No further than the pages known to be there.
+		c.sf.Sock, c.sf.File, c.sf.Off, c.sf.N = c.fd.sysfd, ffd, off, int(min(n, warm.upTo-off))
 		res, perr := c.fd.do(&c.ww, &c.sf, dl, cancel)
 		why := c.fd.end(&c.fd.wd, interrupted(res))
 		switch {
@@ -148,6 +164,32 @@ func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 	}
 	return written, nil
 }
+
+// readIn reads n bytes of ffd at off into the page cache for
+// sendfileLoop, under the write deadline. A read cut short by a deadline
+// change leaves warm as it was, and sendfileLoop asks again.
+func (c *Conn) readIn(ffd int, off, n int64, warm *warmth) error {
+	dl, cancel, err := c.fd.begin(&c.fd.wd)
+	if err != nil {
+		return err
+	}
+	c.warm = proactor.Read{Fd: ffd, Buf: warmScratch()[:n], Off: off}
+	res, perr := c.fd.do(&c.ww, &c.warm, dl, cancel)
+	c.warm.Buf = nil
+	why := c.fd.end(&c.fd.wd, interrupted(res))
+	switch {
+	case perr != nil:
+		return perr
+	case interrupted(res):
+		return why
+	}
+	connColdReads.Add(1)
+	warm.warmed(off, n, res)
+	return nil
+}
+
+// connColdReads counts readIn's reads, for tests.
+var connColdReads atomic.Int64
 
 // genericReadFrom is io.Copy into c with c's own ReadFrom hidden, so that
 // io.Copy does not call back into ReadFrom (package net's pattern).

@@ -369,26 +369,21 @@ type evLoop struct {
 	backoff   time.Duration // current EMFILE back-off, 0 when accepting works
 	acceptFn  func(int32, uint32)
 
-	conns   []*EventConn // open connections; EventConn.idx is the position
-	dirty   []*EventConn // connections with writes to flush this turn
-	active  []*EventConn // connections that received this turn
-	posted  bool         // endTurn is queued for this turn
-	endFn   func()
-	clock   time.Time // refreshed at the start of each turn with events
-	inline  bool      // try send(2) inline before a Send op
-	uring   bool      // the loop's driver is io_uring
-	idle    bool      // IdleTimeout is on: connections note their last activity
-	writeTO bool      // WriteTimeout is on: connections note their last send progress
-	wbufs   [][]byte  // spare write buffers
-	// warm is the scratch buffer the reads ahead of sendfile(2) fill
-	// (EventConn.coldRange), shared by the loop's connections: nothing
-	// reads it. noCachestat: cachestat(2) is missing or refused.
-	warm        []byte
-	noCachestat bool
-	stopped     bool
-	lostOnce    sync.Once
-	pinned      bool        // PinLoops: this goroutine is locked and pinned
-	oldCPUs     unix.CPUSet // the thread's affinity before pinning
+	conns    []*EventConn // open connections; EventConn.idx is the position
+	dirty    []*EventConn // connections with writes to flush this turn
+	active   []*EventConn // connections that received this turn
+	posted   bool         // endTurn is queued for this turn
+	endFn    func()
+	clock    time.Time // refreshed at the start of each turn with events
+	inline   bool      // try send(2) inline before a Send op
+	uring    bool      // the loop's driver is io_uring
+	idle     bool      // IdleTimeout is on: connections note their last activity
+	writeTO  bool      // WriteTimeout is on: connections note their last send progress
+	wbufs    [][]byte  // spare write buffers
+	stopped  bool
+	lostOnce sync.Once
+	pinned   bool        // PinLoops: this goroutine is locked and pinned
+	oldCPUs  unix.CPUSet // the thread's affinity before pinning
 
 	nconns atomic.Int64 // len(conns), for LeastConns from the acceptor's loop
 	m      struct {
@@ -818,13 +813,4 @@ func (el *evLoop) loseAll() {
 	}
 	el.conns = nil
 	s.notify()
-}
-
-// warmBuf returns the loop's scratch buffer for reads into the page cache,
-// allocated on the first one.
-func (el *evLoop) warmBuf() []byte {
-	if el.warm == nil {
-		el.warm = make([]byte, warmMax)
-	}
-	return el.warm
 }
