@@ -2,9 +2,11 @@ package fs
 
 import (
 	"context"
+	"errors"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/pagecache"
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -17,10 +19,13 @@ import (
 // (BenchmarkSendFile: /raw against /sendfile). What inline gives up: a
 // file not in the page cache is read from disk on the calling goroutine,
 // where ctx is not looked at until the call returns; OpenOptions.NoInline
-// turns it off.
+// turns it off. Before the loop's op, the part it will send is read into
+// the page cache by a Read op if it is not there (internal/pagecache), so
+// that the loop does not read the disk.
 func sendSyscall(ctx context.Context, loop *proactor.Loop, sock, fd int, name string, off, n int64, inline bool) (int64, error) {
 	op := &proactor.Sendfile{Sock: sock, File: fd}
 	var sent int64
+	var warm pagecache.Warmth
 	tryInline := inline
 	for sent < n {
 		chunk := int(min(n-sent, maxSendChunk))
@@ -44,7 +49,16 @@ func sendSyscall(ctx context.Context, loop *proactor.Loop, sock, fd int, name st
 			continue
 		}
 		op.Off = off + sent
-		op.N = chunk
+		if op.Off >= warm.UpTo && !warm.Resident(fd, op.Off, int64(chunk)) {
+			want := min(int64(chunk), pagecache.MaxRead)
+			res, err := doOn(ctx, loop, &proactor.Read{Fd: fd, Buf: pagecache.Scratch()[:want], Off: op.Off})
+			if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				return sent, sendErr("sendfile", name, err)
+			}
+			warm.Warmed(op.Off, want, res) // a read error is sendfile(2)'s to report
+			continue
+		}
+		op.N = int(min(int64(chunk), warm.UpTo-op.Off))
 		res, err := doOn(ctx, loop, op)
 		if err != nil {
 			return sent, sendErr("sendfile", name, err)

@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/pagecache"
+	"github.com/ringo-io/ringo/internal/pagecache/pagecachetest"
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -194,5 +196,40 @@ func TestSendFileContext(t *testing.T) {
 				assert.Less(t, n, int64(len(data)))
 			})
 		}
+	})
+}
+
+// TestSendFileCold: the chunks SendFile hands to the loop are read into
+// the page cache by an op first when they are not there, so that the
+// loop's sendfile(2) does not read the disk; the peer gets the file byte
+// for byte, and a cached file is not read again.
+func TestSendFileCold(t *testing.T) {
+	const size = 3<<20 + 1234
+	eachDriver(t, func(t *testing.T, p *proactor.Proactor) {
+		cold, data := pagecachetest.ColdFile(t, size)
+		// NoInline: every chunk goes through the loop.
+		f, err := OpenFileOptions(cold.Name(), os.O_RDONLY, 0, OpenOptions{Proactor: p, NoInline: true})
+		require.NoError(t, err)
+		defer f.Close()
+		send := func() {
+			t.Helper()
+			sock, c := tcpPair(t, 0)
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(c)
+				got <- b
+			}()
+			n, err := SendFile(context.Background(), nil, sock, f, 0, size)
+			require.NoError(t, err)
+			require.Equal(t, int64(size), n)
+			unix.Shutdown(sock, unix.SHUT_WR)
+			require.True(t, bytes.Equal(data, <-got), "the peer's bytes differ from the file's")
+		}
+		before := pagecache.Reads.Load()
+		send()
+		reads := pagecache.Reads.Load()
+		require.Greater(t, reads, before, "no reads into the page cache for a cold file")
+		send() // now cached
+		require.Equal(t, reads, pagecache.Reads.Load(), "a cached file was read in again")
 	})
 }

@@ -2,16 +2,13 @@ package net
 
 import (
 	"bytes"
-	"crypto/rand"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ringo-io/ringo/internal/pagecache"
+	"github.com/ringo-io/ringo/internal/pagecache/pagecachetest"
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -40,47 +37,6 @@ func (h *sendFileHandler) OnData(c *EventConn, _ []byte) {
 	})
 }
 func (h *sendFileHandler) OnClose(*EventConn, error) {}
-
-// coldFile writes a file of n random bytes on a disk-backed file system
-// and drops its pages from the page cache.
-func coldFile(t *testing.T, n int) (*os.File, []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil || st.Type == unix.TMPFS_MAGIC {
-		// tmpfs keeps its pages; /var/tmp is on a disk on most systems.
-		d, err := os.MkdirTemp("/var/tmp", "ringo-cold")
-		if err != nil {
-			t.Skipf("no disk-backed directory: %s is tmpfs and /var/tmp: %v", dir, err)
-		}
-		t.Cleanup(func() { os.RemoveAll(d) })
-		dir = d
-	}
-	want := make([]byte, n)
-	rand.Read(want)
-	f, err := os.Create(filepath.Join(dir, "cold"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(want); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		t.Skipf("cannot drop the file's pages: %v", err)
-	}
-	var cs unix.Cachestat_t
-	if err := unix.Cachestat(uint(f.Fd()), &unix.CachestatRange{Len: uint64(n)}, &cs, 0); err != nil {
-		t.Skipf("cachestat(2): %v (Linux 6.5+)", err)
-	}
-	if cs.Cache*uint64(pageSize) >= uint64(n)/2 {
-		t.Skipf("%d of %d pages still cached after FADV_DONTNEED (%s)", cs.Cache, n/int(pageSize), dir)
-	}
-	return f, want
-}
 
 // TestSendFileCold: a SendFile of a range not in the page cache reads it
 // in by ops before sendfile(2), rather than on the loop; a cached range
@@ -116,12 +72,12 @@ func TestSendFileCold(t *testing.T) {
 			{"no cachestat", 0, size, true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				f, content := coldFile(t, size)
+				f, content := pagecachetest.ColdFile(t, size)
 				h := &sendFileHandler{fd: int(f.Fd()), off: tc.off, n: tc.n, res: make(chan sendResult, 1)}
 				s := serve(t, p, "tcp", h, ServeOptions{})
 				if tc.noCachestat {
-					noCachestat.Store(true)
-					defer noCachestat.Store(false)
+					pagecache.NoCachestat.Store(true)
+					defer pagecache.NoCachestat.Store(false)
 				}
 				want := content[tc.off:]
 				get(s, h, want)
@@ -130,7 +86,7 @@ func TestSendFileCold(t *testing.T) {
 				case tc.noCachestat && cold != 0:
 					t.Fatalf("without cachestat: %d cold reads, want 0", cold)
 				case !tc.noCachestat && cold == 0:
-					// Not one per warmMax: the kernel's readahead
+					// Not one per pagecache.MaxRead: the kernel's readahead
 					// brings some parts in before they are looked up.
 					t.Fatalf("no cold reads for a cold file of %d bytes", size)
 				}
@@ -141,7 +97,7 @@ func TestSendFileCold(t *testing.T) {
 			})
 		}
 		t.Run("client leaves", func(t *testing.T) {
-			f, _ := coldFile(t, size)
+			f, _ := pagecachetest.ColdFile(t, size)
 			h := &sendFileHandler{fd: int(f.Fd()), n: size, res: make(chan sendResult, 1)}
 			// A short unsent queue: most of the file is still to send
 			// when the client leaves.
@@ -181,7 +137,7 @@ func TestConnSendFileCold(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		for _, how := range []string{"SendFile", "ReadFrom"} {
 			t.Run(how, func(t *testing.T) {
-				f, content := coldFile(t, size)
+				f, content := pagecachetest.ColdFile(t, size)
 				send := func(want []byte) {
 					t.Helper()
 					dialed, accepted := pair(t, p, "tcp")
@@ -208,14 +164,14 @@ func TestConnSendFileCold(t *testing.T) {
 						t.Fatalf("client read %d bytes, not the %d of the file", len(b), len(want))
 					}
 				}
-				before := connColdReads.Load()
+				before := pagecache.Reads.Load()
 				send(content)
-				cold := connColdReads.Load()
+				cold := pagecache.Reads.Load()
 				if cold == before {
 					t.Fatalf("no cold reads for a cold file of %d bytes", size)
 				}
 				send(content) // now in the page cache
-				if again := connColdReads.Load(); again != cold {
+				if again := pagecache.Reads.Load(); again != cold {
 					t.Fatalf("a cached file: cold reads went from %d to %d", cold, again)
 				}
 			})

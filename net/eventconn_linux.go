@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/pagecache"
 	"github.com/ringo-io/ringo/proactor"
 	"github.com/ringo-io/ringo/ring"
 )
@@ -100,7 +101,7 @@ type outItem struct {
 	counted int64
 	// warm: how far the file is known to be in the page cache, so that
 	// sendfile(2) will not wait on the disk (readAhead).
-	warm warmth
+	warm pagecache.Warmth
 	done func(sent int64, err error)
 }
 
@@ -487,7 +488,7 @@ func (c *EventConn) flush() {
 				return // waiting for the pages, or aborted
 			}
 			// No further than the pages known to be there.
-			n = min(n, it.warm.upTo-it.off)
+			n = min(n, it.warm.UpTo-it.off)
 			c.sfop = proactor.Sendfile{Sock: c.fd, File: it.file, Off: it.off, N: int(n)}
 			if res, _ := c.sfop.Perform(); res != -int32(unix.EAGAIN) && res != -int32(unix.EINTR) {
 				if !c.sendfileDone(res) {
@@ -608,34 +609,34 @@ func (c *EventConn) onSend(res int32, _ uint32) {
 }
 
 // readAhead keeps sendfile(2) from reading the disk on the loop (see
-// pagecache_linux.go). When the next n bytes of q[0]'s file are not all
+// internal/pagecache). When the next n bytes of q[0]'s file are not all
 // in the page cache it reads them in by an op and reports false: flush
 // goes on when the read ends. From then on the item is cold, and each
 // part is read in one part ahead of sendfile(2), so that the disk and
 // the socket work at once. It reports true when sendfile(2) may send up
-// to it.warm.upTo.
+// to it.warm.UpTo.
 func (c *EventConn) readAhead(it *outItem, n int64) bool {
 	w := &it.warm
-	if it.off >= w.upTo {
+	if it.off >= w.UpTo {
 		if c.warming {
-			// The read in flight began at upTo, which is it.off.
+			// The read in flight began at UpTo, which is it.off.
 			c.waitWarm, c.sending = true, true
 			return false
 		}
-		if w.resident(it.file, it.off, n) {
+		if w.Resident(it.file, it.off, n) {
 			return true
 		}
-		if c.startWarm(it.file, it.off, min(n, warmMax)) {
+		if c.startWarm(it.file, it.off, min(n, pagecache.MaxRead)) {
 			c.waitWarm, c.sending = true, true
 		}
 		return false
 	}
-	if w.cold && !c.warming && w.upTo-it.off <= warmMax && (it.n < 0 || w.upTo < it.off+it.n) {
-		size := int64(warmMax)
+	if w.Cold && !c.warming && w.UpTo-it.off <= pagecache.MaxRead && (it.n < 0 || w.UpTo < it.off+it.n) {
+		size := int64(pagecache.MaxRead)
 		if it.n > 0 {
-			size = min(size, it.off+it.n-w.upTo)
+			size = min(size, it.off+it.n-w.UpTo)
 		}
-		return c.startWarm(it.file, w.upTo, size)
+		return c.startWarm(it.file, w.UpTo, size)
 	}
 	return true
 }
@@ -645,7 +646,7 @@ func (c *EventConn) readAhead(it *outItem, n int64) bool {
 // connection was aborted.
 func (c *EventConn) startWarm(file int, off, w int64) bool {
 	el := c.el
-	c.wop = proactor.Read{Fd: file, Buf: warmScratch()[:w], Off: off}
+	c.wop = proactor.Read{Fd: file, Buf: pagecache.Scratch()[:w], Off: off}
 	id, err := el.l.SubmitInLoop(&c.wop, c.wopFn)
 	if err != nil {
 		c.abort(err)
@@ -666,7 +667,7 @@ func (c *EventConn) onWarm(res int32, _ uint32) {
 		return
 	}
 	if c.wopSeq == c.popped && len(c.q) > 0 {
-		c.q[0].warm.warmed(c.wop.Off, int64(len(c.wop.Buf)), res)
+		c.q[0].warm.Warmed(c.wop.Off, int64(len(c.wop.Buf)), res)
 	}
 	c.wop.Buf = nil
 	if c.waitWarm {

@@ -3,11 +3,11 @@ package net
 import (
 	"io"
 	"os"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringo-io/ringo/internal/pagecache"
 	"github.com/ringo-io/ringo/proactor"
 )
 
@@ -122,16 +122,16 @@ func wrapSendfile(err error) error {
 //
 // A part not in the page cache is read in first by an op this goroutine
 // waits on, so that sendfile(2), which the loop performs, does not read
-// the disk there (pagecache_linux.go).
+// the disk there (internal/pagecache).
 func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	var written int64
-	var warm warmth
+	var warm pagecache.Warmth
 	for remain > 0 {
 		n := min(remain, maxSendfile)
-		if off >= warm.upTo && !warm.resident(ffd, off, n) {
-			if err := c.readIn(ffd, off, min(n, warmMax), &warm); err != nil {
+		if off >= warm.UpTo && !warm.Resident(ffd, off, n) {
+			if err := c.readIn(ffd, off, min(n, pagecache.MaxRead), &warm); err != nil {
 				return written, err
 			}
 			continue
@@ -141,7 +141,7 @@ func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 			return written, err
 		}
 		// No further than the pages known to be there.
-		c.sf.Sock, c.sf.File, c.sf.Off, c.sf.N = c.fd.sysfd, ffd, off, int(min(n, warm.upTo-off))
+		c.sf.Sock, c.sf.File, c.sf.Off, c.sf.N = c.fd.sysfd, ffd, off, int(min(n, warm.UpTo-off))
 		res, perr := c.fd.do(&c.ww, &c.sf, dl, cancel)
 		why := c.fd.end(&c.fd.wd, interrupted(res))
 		switch {
@@ -168,12 +168,12 @@ func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 // readIn reads n bytes of ffd at off into the page cache for
 // sendfileLoop, under the write deadline. A read cut short by a deadline
 // change leaves warm as it was, and sendfileLoop asks again.
-func (c *Conn) readIn(ffd int, off, n int64, warm *warmth) error {
+func (c *Conn) readIn(ffd int, off, n int64, warm *pagecache.Warmth) error {
 	dl, cancel, err := c.fd.begin(&c.fd.wd)
 	if err != nil {
 		return err
 	}
-	c.warm = proactor.Read{Fd: ffd, Buf: warmScratch()[:n], Off: off}
+	c.warm = proactor.Read{Fd: ffd, Buf: pagecache.Scratch()[:n], Off: off}
 	res, perr := c.fd.do(&c.ww, &c.warm, dl, cancel)
 	c.warm.Buf = nil
 	why := c.fd.end(&c.fd.wd, interrupted(res))
@@ -183,13 +183,9 @@ func (c *Conn) readIn(ffd int, off, n int64, warm *warmth) error {
 	case interrupted(res):
 		return why
 	}
-	connColdReads.Add(1)
-	warm.warmed(off, n, res)
+	warm.Warmed(off, n, res)
 	return nil
 }
-
-// connColdReads counts readIn's reads, for tests.
-var connColdReads atomic.Int64
 
 // genericReadFrom is io.Copy into c with c's own ReadFrom hidden, so that
 // io.Copy does not call back into ReadFrom (package net's pattern).
