@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringo-io/ringo/internal/pagecache"
 	"github.com/ringo-io/ringo/internal/pagecache/pagecachetest"
 	"github.com/ringo-io/ringo/proactor"
@@ -177,4 +179,121 @@ func TestConnSendFileCold(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestSendFileColdPastEOF: a cold SendFile to the end of the file (n < 0,
+// or more than the file has) reads ahead no further than the file, and
+// its done runs only once no read of its file is in flight: done may
+// close the file, and a read then would run on whatever takes the number
+// (here a pipe, whose data it would swallow, and the next SendFile would
+// wait for it for ever).
+func TestSendFileColdPastEOF(t *testing.T) {
+	const sizeA = 100 << 10
+	for _, nA := range []int64{-1, sizeA + 1<<20} {
+		evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+			fa, contentA := pagecachetest.ColdFile(t, sizeA)
+			fb, contentB := pagecachetest.ColdFile(t, 64<<10)
+			fdA, err := unix.Dup(int(fa.Fd()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Close(fdA) })
+			var pp [2]int
+			if err := unix.Pipe2(pp[:], unix.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			pr, pw := pp[0], pp[1]
+			t.Cleanup(func() { unix.Close(pr); unix.Close(pw) })
+			doneB := make(chan sendResult, 1)
+			h := &funcHandler{
+				onData: func(c *EventConn, _ []byte) {
+					if c.Context() != nil {
+						return
+					}
+					c.SetContext(true)
+					c.SendFile(fdA, 0, nA, func(int64, error) {
+						// Done with fdA: its number now names the pipe.
+						if err := unix.Dup3(pr, fdA, unix.O_CLOEXEC); err != nil {
+							t.Error(err)
+						}
+						c.SendFile(int(fb.Fd()), 0, -1, func(sent int64, err error) {
+							doneB <- sendResult{sent, err}
+							c.Close()
+						})
+					})
+				},
+				onClose: func(*EventConn, error) {},
+			}
+			s := serve(t, p, "tcp", h, ServeOptions{})
+			c := dialStd(t, s)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			c.Write([]byte("go"))
+			got, err := io.ReadAll(c)
+			want := append(append([]byte(nil), contentA...), contentB...)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("client read %d bytes (%v), want %d (file A then file B)", len(got), err, len(want))
+			}
+			if _, err := unix.Write(pw, []byte("pipe data")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			pfd := []unix.PollFd{{Fd: int32(pr), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(pfd, 100); n == 0 {
+				t.Errorf("the pipe's data was taken by a read of SendFile's fd begun before its done")
+			}
+			select {
+			case r := <-doneB:
+				if r.err != nil {
+					t.Errorf("second SendFile: %d, %v", r.sent, r.err)
+				}
+			case <-time.After(time.Second):
+				t.Errorf("second SendFile's done never ran")
+			}
+		})
+	}
+}
+
+// TestSendFileColdTimeouts: a client that reads everything is not cut off
+// by WriteTimeout or IdleTimeout while its output waits for a read from
+// the server's own slow disk.
+func TestSendFileColdTimeouts(t *testing.T) {
+	const size = 512 << 10
+	for _, tc := range []struct {
+		name string
+		opts ServeOptions
+	}{
+		{"WriteTimeout", ServeOptions{WriteTimeout: 200 * time.Millisecond}},
+		{"IdleTimeout", ServeOptions{IdleTimeout: 200 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			drivers(t, func(t *testing.T, p *proactor.Proactor) {
+				f, content := pagecachetest.ColdFile(t, size)
+				// 1 MB/s: each read of 256 KiB (and the kernel's
+				// readahead with it) outlasts the timeouts.
+				pagecachetest.SlowDisk(t, f, 1<<20)
+				closed := make(chan error, 1)
+				h := &funcHandler{
+					onData: func(c *EventConn, _ []byte) {
+						if c.Context() != nil {
+							return
+						}
+						c.SetContext(true)
+						c.SendFile(int(f.Fd()), 0, size, func(int64, error) { c.Close() })
+					},
+					onClose: func(_ *EventConn, err error) { closed <- err },
+				}
+				s := serve(t, p, "tcp", h, tc.opts)
+				c := dialStd(t, s)
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				c.Write([]byte("go"))
+				got, err := io.ReadAll(c)
+				if !bytes.Equal(got, content) {
+					t.Errorf("client read %d of %d bytes (%v)", len(got), size, err)
+				}
+				if err := <-closed; err != nil {
+					t.Errorf("OnClose: %v; %+v", err, s.Metrics())
+				}
+			})
+		})
+	}
 }

@@ -3,6 +3,7 @@ package net
 import (
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -64,6 +65,11 @@ type EventConn struct {
 	wopSeq   uint64
 	warming  bool
 	waitWarm bool
+	// heldDone: a file item's done held back until the read ends
+	// (fileDone), with its arguments.
+	heldDone func(int64, error)
+	heldSent int64
+	heldErr  error
 	popped   uint64 // items taken off q, to tell items apart
 	ops      int    // ops in flight on fd; the fd is closed only at 0
 	// corked: bytes went out with MSG_MORE and no send since has pushed
@@ -619,7 +625,9 @@ func (c *EventConn) readAhead(it *outItem, n int64) bool {
 	w := &it.warm
 	if it.off >= w.UpTo {
 		if c.warming {
-			// The read in flight began at UpTo, which is it.off.
+			// The read in flight began at UpTo, which is it.off, or it
+			// is an earlier item's: wait for it either way (one read at
+			// a time; onWarm applies it only to its own item).
 			c.waitWarm, c.sending = true, true
 			return false
 		}
@@ -631,11 +639,11 @@ func (c *EventConn) readAhead(it *outItem, n int64) bool {
 		}
 		return false
 	}
-	if w.Cold && !c.warming && w.UpTo-it.off <= pagecache.MaxRead && (it.n < 0 || w.UpTo < it.off+it.n) {
-		size := int64(pagecache.MaxRead)
-		if it.n > 0 {
-			size = min(size, it.off+it.n-w.UpTo)
-		}
+	end := int64(math.MaxInt64)
+	if it.n > 0 {
+		end = it.off + it.n
+	}
+	if size := w.Next(it.off, end); size > 0 && !c.warming {
 		return c.startWarm(it.file, w.UpTo, size)
 	}
 	return true
@@ -663,6 +671,10 @@ func (c *EventConn) startWarm(file int, off, w int64) bool {
 // outcome: the read only brought pages in.
 func (c *EventConn) onWarm(res int32, _ uint32) {
 	c.warming = false
+	if done := c.heldDone; done != nil {
+		c.heldDone = nil
+		c.callDone(done, c.heldSent, c.heldErr)
+	}
 	if !c.opEnded() {
 		return
 	}
@@ -727,6 +739,19 @@ func (c *EventConn) finishFile(err error) {
 	it := c.q[0]
 	c.pending -= int(it.counted)
 	c.pop()
+	c.fileDone(it, err)
+}
+
+// fileDone runs a finished file item's done, or holds it back while a
+// read into the page cache of that item's file is in flight (the file
+// ended before the read did, or the connection closed): done may close
+// the file, and the read must not find another file under its number.
+// onWarm runs it then.
+func (c *EventConn) fileDone(it outItem, err error) {
+	if c.warming && c.wop.Fd == it.file && c.heldDone == nil {
+		c.heldDone, c.heldSent, c.heldErr = it.done, it.sent, err
+		return
+	}
 	c.callDone(it.done, it.sent, err)
 }
 
@@ -802,7 +827,7 @@ func (c *EventConn) finalize() {
 				c.el.putBuf(it.base) // not in flight: reusable
 			}
 		} else {
-			c.callDone(it.done, it.sent, ErrConnClosed)
+			c.fileDone(*it, ErrConnClosed)
 		}
 	}
 	if c.ops > 0 {

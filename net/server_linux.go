@@ -710,6 +710,12 @@ func (el *evLoop) sweep() {
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
+		if c.waitWarm {
+			// Its output waits for a read from our own disk, not for
+			// its peer: not a stall, and not idle.
+			c.progressed()
+			continue
+		}
 		// A queue that has not moved for a sweep period is looked at
 		// in the kernel at every sweep: a slow reader may be draining
 		// a large socket buffer, which is progress. A stalled one is

@@ -106,5 +106,19 @@ func (w *Warmth) Warmed(off, want int64, res int32) {
 	if res > 0 {
 		end = off + int64(res)
 	}
+	if res >= 0 && int64(res) < want {
+		w.size = min(w.size, off+int64(max(res, 0))) // the file ends there now
+	}
 	w.UpTo = max(w.UpTo, end)
+}
+
+// Next says how much of a cold range to read in at UpTo while sendfile(2)
+// sends from off, so that the read is one ahead: up to MaxRead, none while
+// more than MaxRead is read in ahead of off, and none at or past end (the
+// range's) or the file's size.
+func (w *Warmth) Next(off, end int64) int64 {
+	if !w.Cold || w.UpTo-off > MaxRead {
+		return 0
+	}
+	return max(0, min(MaxRead, end-w.UpTo, w.size-w.UpTo))
 }

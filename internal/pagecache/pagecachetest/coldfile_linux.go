@@ -5,8 +5,10 @@ package pagecachetest
 
 import (
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -54,4 +56,66 @@ func ColdFile(t testing.TB, n int) (*os.File, []byte) {
 		t.Skipf("%d of %d pages still cached after FADV_DONTNEED (%s)", cs.Cache, pages, dir)
 	}
 	return f, want
+}
+
+// SlowDisk makes this process's reads of the disk under f take at most
+// bps bytes a second until the test ends, with a blkio (cgroup v1) or io
+// (cgroup v2) throttle on a cgroup the process moves into. It skips the
+// test, with the reason, where it cannot (not root, no such controller,
+// a file not on a whole disk it can find).
+func SlowDisk(t testing.TB, f *os.File, bps int) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	dev := fmt.Sprintf("%d:%d", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if _, err := os.Stat("/sys/dev/block/" + dev + "/partition"); err == nil {
+		// A partition: the throttle goes on its disk.
+		b, err := os.ReadFile("/sys/dev/block/" + dev + "/../dev")
+		if err != nil {
+			t.Skipf("the disk of partition %s: %v", dev, err)
+		}
+		dev = strings.TrimSpace(string(b))
+	}
+	var dir, limit, file string
+	var from string // the cgroup the process leaves, to go back to
+	cg, _ := os.ReadFile("/proc/self/cgroup")
+	for _, line := range strings.Split(string(cg), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		switch {
+		case len(parts) == 3 && parts[1] == "blkio":
+			from = "/sys/fs/cgroup/blkio" + parts[2]
+			dir, file, limit = "/sys/fs/cgroup/blkio", "blkio.throttle.read_bps_device", fmt.Sprintf("%s %d", dev, bps)
+		case len(parts) == 3 && parts[0] == "0" && parts[1] == "" && dir == "":
+			if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(b), "io") {
+				from = "/sys/fs/cgroup" + parts[2]
+				dir, file, limit = "/sys/fs/cgroup", "io.max", fmt.Sprintf("%s rbps=%d", dev, bps)
+			}
+		}
+	}
+	if dir == "" {
+		t.Skip("no blkio or io cgroup controller to slow the disk with")
+	}
+	g := filepath.Join(dir, fmt.Sprintf("ringo-test-%d", os.Getpid()))
+	if err := os.Mkdir(g, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup to slow the disk: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(g, file), []byte(limit), 0); err != nil {
+		os.Remove(g)
+		t.Skipf("cannot throttle %s: %v", dev, err)
+	}
+	pid := []byte(fmt.Sprint(os.Getpid()))
+	if err := os.WriteFile(filepath.Join(g, "cgroup.procs"), pid, 0); err != nil {
+		os.Remove(g)
+		t.Skipf("cannot move into the throttled cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(from, "cgroup.procs"), pid, 0); err != nil {
+			t.Errorf("leaving the throttled cgroup: %v", err)
+		}
+		if err := os.Remove(g); err != nil {
+			t.Errorf("removing the throttled cgroup: %v", err)
+		}
+	})
 }
