@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
 
 	"golang.org/x/sys/unix"
 
@@ -51,8 +50,13 @@ func sendSyscall(ctx context.Context, loop *proactor.Loop, sock, fd int, name st
 		op.Off = off + sent
 		if op.Off >= warm.UpTo && !warm.Resident(fd, op.Off, int64(chunk)) {
 			want := min(int64(chunk), pagecache.MaxRead)
-			res, err := doOn(ctx, loop, &proactor.Read{Fd: fd, Buf: pagecache.Scratch()[:want], Off: op.Off})
-			if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			deadline, _ := ctx.Deadline()
+			res, cut := pagecache.Read(loop, fd, op.Off, want, deadline, ctx.Done())
+			if cut {
+				err := ctx.Err()
+				if err == nil {
+					err = context.DeadlineExceeded
+				}
 				return sent, sendErr("sendfile", name, err)
 			}
 			warm.Warmed(op.Off, want, res) // a read error is sendfile(2)'s to report

@@ -233,3 +233,26 @@ func TestSendFileCold(t *testing.T) {
 		require.Equal(t, reads, pagecache.Reads.Load(), "a cached file was read in again")
 	})
 }
+
+// TestSendFileColdContext: ctx ends a SendFile that waits for a read from
+// a slow disk at once, not when the read ends (a read of cold pages does
+// not stop when cancelled).
+func TestSendFileColdContext(t *testing.T) {
+	const size = 4 << 20
+	eachDriver(t, func(t *testing.T, p *proactor.Proactor) {
+		cold, _ := pagecachetest.ColdFile(t, size)
+		pagecachetest.SlowDisk(t, cold, 256<<10) // a read of 256 KiB: a second or more
+		f, err := OpenFileOptions(cold.Name(), os.O_RDONLY, 0, OpenOptions{Proactor: p, NoInline: true})
+		require.NoError(t, err)
+		defer f.Close()
+		sock, c := tcpPair(t, 0)
+		go io.Copy(io.Discard, c)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		n, err := SendFile(ctx, nil, sock, f, 0, size)
+		took := time.Since(start)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "sent %d", n)
+		require.Less(t, took, 800*time.Millisecond, "SendFile returned %v after a context of 200ms", took)
+	})
+}

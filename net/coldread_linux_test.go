@@ -2,8 +2,10 @@ package net
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -292,6 +294,41 @@ func TestSendFileColdTimeouts(t *testing.T) {
 				}
 				if err := <-closed; err != nil {
 					t.Errorf("OnClose: %v; %+v", err, s.Metrics())
+				}
+			})
+		})
+	}
+}
+
+// TestConnSendFileColdInterrupted: the write deadline and Close end a
+// Conn.SendFile that waits for a read from a slow disk at once, not when
+// the read ends (a read of cold pages does not stop when cancelled).
+func TestConnSendFileColdInterrupted(t *testing.T) {
+	const size = 4 << 20
+	for _, how := range []string{"deadline", "Close"} {
+		t.Run(how, func(t *testing.T) {
+			drivers(t, func(t *testing.T, p *proactor.Proactor) {
+				f, _ := pagecachetest.ColdFile(t, size)
+				// 256 KB/s: one read of 256 KiB takes a second or more.
+				pagecachetest.SlowDisk(t, f, 256<<10)
+				dialed, accepted := pair(t, p, "tcp")
+				defer dialed.Close()
+				go io.Copy(io.Discard, dialed)
+				if how == "deadline" {
+					accepted.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+				} else {
+					time.AfterFunc(200*time.Millisecond, func() { accepted.Close() })
+				}
+				start := time.Now()
+				n, err := accepted.SendFile(int(f.Fd()), 0, size)
+				took := time.Since(start)
+				accepted.Close()
+				want := os.ErrDeadlineExceeded
+				if how == "Close" {
+					want = net.ErrClosed
+				}
+				if !errors.Is(err, want) || took > 800*time.Millisecond {
+					t.Errorf("SendFile: %d, %v after %v; want %v at about 200ms", n, err, took, want)
 				}
 			})
 		})

@@ -44,7 +44,6 @@ type Conn struct {
 	send proactor.Send     // guarded by wmu
 	wpol proactor.PollAdd  // guarded by wmu
 	sf   proactor.Sendfile // guarded by wmu
-	warm proactor.Read     // guarded by wmu: SendFile's reads into the page cache
 }
 
 var (

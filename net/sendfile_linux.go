@@ -8,7 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringo-io/ringo/internal/pagecache"
-	"github.com/ringo-io/ringo/proactor"
 )
 
 // maxSendfile caps one sendfile(2): small enough that a deadline or Close
@@ -166,21 +165,17 @@ func (c *Conn) sendfileLoop(ffd int, off, remain int64) (int64, error) {
 }
 
 // readIn reads n bytes of ffd at off into the page cache for
-// sendfileLoop, under the write deadline. A read cut short by a deadline
-// change leaves warm as it was, and sendfileLoop asks again.
+// sendfileLoop. Close and the write deadline stop the wait, not the read
+// (pagecache.Read); a wait cut short by a deadline change leaves warm as
+// it was, and sendfileLoop asks again.
 func (c *Conn) readIn(ffd int, off, n int64, warm *pagecache.Warmth) error {
 	dl, cancel, err := c.fd.begin(&c.fd.wd)
 	if err != nil {
 		return err
 	}
-	c.warm = proactor.Read{Fd: ffd, Buf: pagecache.Scratch()[:n], Off: off}
-	res, perr := c.fd.do(&c.ww, &c.warm, dl, cancel)
-	c.warm.Buf = nil
-	why := c.fd.end(&c.fd.wd, interrupted(res))
-	switch {
-	case perr != nil:
-		return perr
-	case interrupted(res):
+	res, cut := pagecache.Read(c.fd.loop, ffd, off, n, dl, cancel)
+	why := c.fd.end(&c.fd.wd, cut)
+	if cut {
 		return why
 	}
 	warm.Warmed(off, n, res)

@@ -18,8 +18,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
 )
 
 // MaxRead is the most one read into the page cache brings in ahead of
@@ -121,4 +124,48 @@ func (w *Warmth) Next(off, end int64) int64 {
 		return 0
 	}
 	return max(0, min(MaxRead, end-w.UpTo, w.size-w.UpTo))
+}
+
+// Read reads n bytes of fd at off into the page cache by a Read op on
+// loop, for a caller that waits (a goroutine, not the loop), and returns
+// its result. It stops waiting when deadline passes (zero: never) or stop
+// is closed, and reports cut then: a read of cold pages does not stop when
+// asked to. The op reads through a duplicate of fd that its handler
+// closes, so the caller may close fd at once, even while a read it
+// stopped waiting for still runs; Scratch takes its bytes. A read that
+// cannot start gives its errno, as a negative res.
+func Read(loop *proactor.Loop, fd int, off, n int64, deadline time.Time, stop <-chan struct{}) (res int32, cut bool) {
+	dfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return errnoRes(err), false
+	}
+	done := make(chan int32, 1) // the handler never waits for the caller
+	op := &proactor.Read{Fd: dfd, Buf: Scratch()[:n], Off: off}
+	if err := loop.Submit(op, func(res int32, _ uint32) {
+		unix.Close(dfd)
+		done <- res
+	}); err != nil {
+		unix.Close(dfd)
+		return -int32(unix.ECANCELED), false
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case res := <-done:
+		return res, false
+	case <-stop:
+	case <-timeout:
+	}
+	return 0, true
+}
+
+func errnoRes(err error) int32 {
+	if e, ok := err.(unix.Errno); ok {
+		return -int32(e)
+	}
+	return -int32(unix.EIO)
 }
