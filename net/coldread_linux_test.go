@@ -334,3 +334,45 @@ func TestConnSendFileColdInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestSendFileColdAbort: a connection whose output waits for a read from
+// a slow disk closes at once on Abort, not when the read ends, and its
+// SendFile's done runs then.
+func TestSendFileColdAbort(t *testing.T) {
+	const size = 4 << 20
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		f, _ := pagecachetest.ColdFile(t, size)
+		pagecachetest.SlowDisk(t, f, 256<<10) // a read of 256 KiB: a second or more
+		aborted := make(chan time.Time, 1)
+		closed := make(chan time.Time, 1)
+		done := make(chan error, 1)
+		h := &funcHandler{
+			onData: func(c *EventConn, _ []byte) {
+				if c.Context() != nil {
+					return
+				}
+				c.SetContext(true)
+				c.SendFile(int(f.Fd()), 0, size, func(_ int64, err error) { done <- err })
+				c.el.l.AfterFunc(200*time.Millisecond, func() { // the read has begun
+					aborted <- time.Now()
+					c.Abort()
+				})
+			},
+			onClose: func(*EventConn, error) { closed <- time.Now() },
+		}
+		s := serve(t, p, "tcp", h, ServeOptions{})
+		c := dialStd(t, s)
+		c.Write([]byte("go"))
+		select {
+		case at := <-closed:
+			if d := at.Sub(<-aborted); d > 300*time.Millisecond {
+				t.Errorf("OnClose %v after Abort", d)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no OnClose 10 s after the SendFile")
+		}
+		if err := <-done; err == nil {
+			t.Error("SendFile's done: nil error for a range cut by Abort")
+		}
+	})
+}

@@ -65,11 +65,6 @@ type EventConn struct {
 	wopSeq   uint64
 	warming  bool
 	waitWarm bool
-	// heldDone: a file item's done held back until the read ends
-	// (fileDone), with its arguments.
-	heldDone func(int64, error)
-	heldSent int64
-	heldErr  error
 	popped   uint64 // items taken off q, to tell items apart
 	ops      int    // ops in flight on fd; the fd is closed only at 0
 	// corked: bytes went out with MSG_MORE and no send since has pushed
@@ -634,55 +629,67 @@ func (c *EventConn) readAhead(it *outItem, n int64) bool {
 		if w.Resident(it.file, it.off, n) {
 			return true
 		}
-		if c.startWarm(it.file, it.off, min(n, pagecache.MaxRead)) {
+		switch c.startWarm(it, it.off, min(n, pagecache.MaxRead)) {
+		case warmStarted:
 			c.waitWarm, c.sending = true, true
+			return false
+		case warmSkipped:
+			return true
 		}
-		return false
+		return false // aborted
 	}
 	end := int64(math.MaxInt64)
 	if it.n > 0 {
 		end = it.off + it.n
 	}
 	if size := w.Next(it.off, end); size > 0 && !c.warming {
-		return c.startWarm(it.file, w.UpTo, size)
+		return c.startWarm(it, w.UpTo, size) != warmAborted
 	}
 	return true
 }
 
-// startWarm reads w bytes of file at off into the loop's scratch buffer,
-// which brings them into the page cache. It reports false when the
-// connection was aborted.
-func (c *EventConn) startWarm(file int, off, w int64) bool {
+// What startWarm did.
+const (
+	warmStarted = iota
+	warmSkipped // no descriptor for the read: sendfile(2) goes unchecked
+	warmAborted // the connection was aborted
+)
+
+// startWarm reads w bytes of it's file at off into the scratch buffer,
+// which brings them into the page cache. The read has a duplicate of the
+// file's descriptor, which onWarm closes: the item may end (done may close
+// the file) and the connection close while it runs, without waiting for it
+// and without the read finding another file under the number.
+func (c *EventConn) startWarm(it *outItem, off, w int64) int {
 	el := c.el
-	c.wop = proactor.Read{Fd: file, Buf: pagecache.Scratch()[:w], Off: off}
+	dfd, err := unix.FcntlInt(uintptr(it.file), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		it.warm.UpTo = off + w
+		return warmSkipped
+	}
+	c.wop = proactor.Read{Fd: dfd, Buf: pagecache.Scratch()[:w], Off: off}
 	id, err := el.l.SubmitInLoop(&c.wop, c.wopFn)
 	if err != nil {
+		unix.Close(dfd)
 		c.abort(err)
-		return false
+		return warmAborted
 	}
 	el.m.coldReads.Add(1)
 	c.wopID, c.wopSeq, c.warming = id, c.popped, true
-	c.ops++
-	return true
+	return warmStarted
 }
 
 // onWarm follows a read startWarm began. Whatever it found, bytes, the
 // end of the file or an error, sendfile(2) comes next and reports the
 // outcome: the read only brought pages in.
 func (c *EventConn) onWarm(res int32, _ uint32) {
+	unix.Close(c.wop.Fd)
 	c.warming = false
-	if done := c.heldDone; done != nil {
-		c.heldDone = nil
-		c.callDone(done, c.heldSent, c.heldErr)
-	}
-	if !c.opEnded() {
-		return
-	}
-	if c.wopSeq == c.popped && len(c.q) > 0 {
+	if c.state < stateClosed && c.wopSeq == c.popped && len(c.q) > 0 {
 		c.q[0].warm.Warmed(c.wop.Off, int64(len(c.wop.Buf)), res)
 	}
 	c.wop.Buf = nil
-	if c.waitWarm {
+	if c.waitWarm && c.state < stateClosed {
 		c.waitWarm, c.sending = false, false
 		c.flush()
 	}
@@ -739,19 +746,6 @@ func (c *EventConn) finishFile(err error) {
 	it := c.q[0]
 	c.pending -= int(it.counted)
 	c.pop()
-	c.fileDone(it, err)
-}
-
-// fileDone runs a finished file item's done, or holds it back while a
-// read into the page cache of that item's file is in flight (the file
-// ended before the read did, or the connection closed): done may close
-// the file, and the read must not find another file under its number.
-// onWarm runs it then.
-func (c *EventConn) fileDone(it outItem, err error) {
-	if c.warming && c.wop.Fd == it.file && c.heldDone == nil {
-		c.heldDone, c.heldSent, c.heldErr = it.done, it.sent, err
-		return
-	}
 	c.callDone(it.done, it.sent, err)
 }
 
@@ -827,14 +821,16 @@ func (c *EventConn) finalize() {
 				c.el.putBuf(it.base) // not in flight: reusable
 			}
 		} else {
-			c.fileDone(*it, ErrConnClosed)
+			c.callDone(it.done, it.sent, ErrConnClosed)
 		}
 	}
 	if c.ops > 0 {
 		c.el.l.CancelFdInLoop(c.fd)
-		if c.warming {
-			c.el.l.CancelInLoop(c.wopID) // it is on the file, not c.fd
-		}
+	}
+	if c.warming {
+		// On the file, not c.fd, and not waited for: stop it if the
+		// kernel can (a read of cold pages goes on anyway).
+		c.el.l.CancelInLoop(c.wopID)
 	}
 	c.maybeRelease()
 }
