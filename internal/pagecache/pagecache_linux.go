@@ -110,7 +110,7 @@ func (w *Warmth) Warmed(off, want int64, res int32) {
 		end = off + int64(res)
 	}
 	if res >= 0 && int64(res) < want {
-		w.size = min(w.size, off+int64(max(res, 0))) // the file ends there now
+		w.size = min(w.size, off+int64(res)) // the file ends there now
 	}
 	w.UpTo = max(w.UpTo, end)
 }
