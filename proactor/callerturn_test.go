@@ -1,6 +1,7 @@
 package proactor
 
 import (
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/ring"
 )
 
 // TestCallerTurn: Do against a loop parked in the netpoller runs the op on
@@ -166,5 +169,100 @@ func TestCallerTurnSeesLastBatch(t *testing.T) {
 		batch := l.lastBatch
 		l.turn.Unlock()
 		require.GreaterOrEqual(t, batch, 8)
+	})
+}
+
+// TestCallerTurnFileBatch: callers that add file ops to a gathered enter
+// (one a caller owns, that yielded for company) do not all wait for it.
+// On io_uring the one that brings the file ops to fileBatch enters for
+// everything in the ring at once, so that the device gets them while the
+// other woken goroutines still run; ops of other kinds (a NOP here) keep
+// waiting for the owner. On epoll, file ops go to the workers as they
+// come, and the gathered path must still complete each op.
+func TestCallerTurnFileBatch(t *testing.T) {
+	eachDriver(t, func(t *testing.T, p *Proactor) {
+		if p.opts.Wait == WaitEnter {
+			t.Skip("WaitEnter: the loop never parks in the netpoller, so there are no caller turns (TestCallerTurn checks that)")
+		}
+		data := make([]byte, 4096*fileBatch)
+		for i := range data {
+			data[i] = byte(i / 4096 * 7)
+		}
+		path := t.TempDir() + "/f"
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+
+		l := p.Loop(0)
+		// strict: the reads go in the SQ (the ring has READ) and nothing
+		// wakes the loop goroutine meanwhile (its eventfd is muted for
+		// callers' enters, 5.8). Elsewhere, a caller may find the loop
+		// awake and queue its op: only the results are checked.
+		ud, _ := l.drv.(*uringDriver)
+		strict := ud != nil && ud.supported[ring.OpRead] && ud.muted
+		sqPending := func() int { return int(ud.r.SQPending()) }
+		join := func(tk task) {
+			if !l.callerTurn(tk) {
+				require.False(t, strict, "a caller found the loop goroutine awake")
+				require.NoError(t, l.enqueue(tk))
+			}
+		}
+		type call struct {
+			w   *waiter
+			buf []byte
+			off int64
+		}
+		newRead := func(i int) (call, task) {
+			c := call{w: &waiter{done: make(chan struct{}, 2)}, buf: make([]byte, 4096), off: int64(i) * 4096}
+			return c, task{op: &Read{Fd: fd, Buf: c.buf, Off: c.off}, w: c.w}
+		}
+		time.Sleep(10 * time.Millisecond) // let the loop park
+		// The owner: its file op is in the ring, and it yielded.
+		require.True(t, l.turn.TryLock(), "the loop is not parked")
+		owner, ot := newRead(0)
+		l.inCaller = true
+		l.start(ot)
+		l.inCaller = false
+		l.flushOwned.Store(true)
+		l.gatheredFile = 1
+		l.turn.Unlock()
+
+		nop := &waiter{done: make(chan struct{}, 2)}
+		join(task{op: Nop{}, w: nop})
+		calls := []call{owner}
+		for i := 1; i < fileBatch; i++ {
+			if strict {
+				require.Equal(t, i+1, sqPending(), "a gathered SQE was submitted before fileBatch file ops")
+			}
+			c, ct := newRead(i)
+			join(ct)
+			calls = append(calls, c)
+		}
+		if strict {
+			require.True(t, l.flushOwned.Load(), "the loop goroutine took the turn over")
+			require.Zero(t, sqPending(), "fileBatch file ops were gathered and none entered for them")
+		}
+		// The owner comes back and enters for whatever is left.
+		l.turn.Lock()
+		l.flushOwned.Store(false)
+		l.callerRun(task{}, true)
+		l.turn.Unlock()
+
+		wait := func(w *waiter) int32 {
+			if !w.direct {
+				select {
+				case <-w.done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("a gathered op never completed")
+				}
+			}
+			return w.res
+		}
+		require.Zero(t, wait(nop))
+		for _, c := range calls {
+			require.EqualValues(t, 4096, wait(c.w))
+			require.Equal(t, data[c.off:c.off+4096], c.buf)
+		}
 	})
 }
