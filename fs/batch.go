@@ -317,7 +317,7 @@ func (b *Batch) readInline(o *batchOp) {
 			return
 		}
 		o.done = m
-	case unix.EAGAIN:
+	case unix.EAGAIN, unix.EINTR: // the op tries again (see interrupted)
 	case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
 		f.noInline.Store(true) // see File.pread
 	default:
@@ -375,6 +375,10 @@ func (b *Batch) launch(o *batchOp) {
 func (b *Batch) handle(o *batchOp, res int32) {
 	o.live = false
 	o.rd.Buf, o.wr.Buf = nil, nil
+	if interrupted(res) && !b.cancelled && !o.f.closing() {
+		b.launch(o) // as File.do does
+		return
+	}
 	if res < 0 {
 		err := o.f.resErr(noCtx, res, false)
 		if b.cancelled && res == -int32(unix.ECANCELED) {

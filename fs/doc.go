@@ -9,7 +9,9 @@
 //     (errors.Is(err, fs.ErrNotExist), fs.ErrPermission, fs.ErrClosed),
 //     context variants that cancel the operation in flight, and a Close
 //     that cancels, waits for the kernel to let go of the buffers, then
-//     closes the descriptor;
+//     closes the descriptor; an operation a signal cut short (EINTR, from
+//     NFS mounted with intr or a FUSE file system) is made again, as
+//     package os does;
 //   - the inline page-cache read: ReadAt first tries preadv2(RWF_NOWAIT)
 //     on the calling goroutine and only sends through the ring what would
 //     block, since a cached read costs one syscall either way and the ring

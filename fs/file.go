@@ -148,6 +148,9 @@ func OpenFileOptions(name string, flag int, perm FileMode, opts OpenOptions) (*F
 	}
 	op := &proactor.Openat{Dir: unix.AT_FDCWD, Path: proactor.CString(name), Flags: flag, Mode: sysMode(perm)}
 	res, _, err := loop.DoUntil(op, time.Time{}, nil)
+	for err == nil && interrupted(res) {
+		res, _, err = loop.DoUntil(op, time.Time{}, nil)
+	}
 	if err != nil {
 		return nil, &PathError{Op: "open", Path: name, Err: err}
 	}
@@ -452,15 +455,28 @@ func (f *File) do(ctx context.Context, op proactor.Op) (int32, error) {
 		deadline, _ = ctx.Deadline()
 		cancel = ctx.Done()
 	}
-	res, _, err := f.loop.DoUntil(op, deadline, cancel)
-	if err != nil {
-		return 0, engineErr(err)
+	for {
+		res, _, err := f.loop.DoUntil(op, deadline, cancel)
+		if err != nil {
+			return 0, engineErr(err)
+		}
+		if res >= 0 {
+			return res, nil
+		}
+		if interrupted(res) && (ctx == nil || ctx.Err() == nil) && !f.closing() {
+			continue
+		}
+		return res, f.resErr(ctx, res, !deadline.IsZero())
 	}
-	if res >= 0 {
-		return res, nil
-	}
-	return res, f.resErr(ctx, res, !deadline.IsZero())
 }
+
+// interrupted reports an EINTR result, which an op is run again for, as
+// package os retries its system calls: a signal cut it short before it
+// moved a byte (a transfer cut short after some returns the count). Local
+// files never answer EINTR; NFS mounted with intr and FUSE file systems
+// can, to a signal at the wrong time (an io_uring op, in the io-wq worker
+// that runs it).
+func interrupted(res int32) bool { return res == -int32(unix.EINTR) }
 
 // errProactorClosed is what a File's operations return once its proactor
 // has closed: the File can do nothing more but Close, so it answers as a

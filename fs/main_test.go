@@ -10,12 +10,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ringo-io/ringo/internal/leakcheck"
+	"github.com/ringo-io/ringo/internal/seccomptest"
 	"github.com/ringo-io/ringo/proactor"
 )
 
 // TestMain fails the run if any test leaves a goroutine or a descriptor
-// behind, on either driver.
-func TestMain(m *testing.M) { leakcheck.Main(m, nil, nil) }
+// behind, on either driver. A child re-executed under a seccomp filter
+// (TestInterruptedRetried) only runs its test: the filter's supervisor
+// goroutine lives until it exits.
+func TestMain(m *testing.M) {
+	seccomptest.MaybeInstallFromEnv()
+	if _, ok := seccomptest.Installed(); ok {
+		os.Exit(m.Run())
+	}
+	leakcheck.Main(m, nil, nil)
+}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 

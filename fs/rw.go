@@ -94,7 +94,7 @@ func (f *File) pread(ctx context.Context, p []byte, off int64, inline bool) (int
 		switch e {
 		case 0:
 			return m, nil
-		case unix.EAGAIN:
+		case unix.EAGAIN, unix.EINTR: // the op tries again (see interrupted)
 		case unix.EOPNOTSUPP, unix.ENOSYS, unix.EINVAL:
 			// No RWF_NOWAIT for this file (some filesystems, kernels
 			// before 4.14) or no preadv2 at all (before 4.6): stop

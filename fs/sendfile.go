@@ -161,6 +161,9 @@ func doOn(ctx context.Context, loop *proactor.Loop, op proactor.Op) (int32, erro
 	}
 	deadline, _ := ctx.Deadline()
 	res, _, err := loop.DoUntil(op, deadline, ctx.Done())
+	for err == nil && interrupted(res) && ctx.Err() == nil {
+		res, _, err = loop.DoUntil(op, deadline, ctx.Done())
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -1,7 +1,11 @@
 // Package seccomptest lets ringo's tests run as if io_uring were forbidden:
 // it installs a seccomp filter that denies io_uring_setup, io_uring_enter and
 // io_uring_register with ENOSYS (old kernels, Podman, gVisor), EPERM (Docker)
-// or by killing the process with SIGSYS (Android, strict sandboxes).
+// or by killing the process with SIGSYS (Android, strict sandboxes). Its
+// Interrupt mode instead makes file reads, writes and syncs fail with EINTR
+// every other time, through a supervisor goroutine that answers the
+// kernel's notifications (SECCOMP_RET_USER_NOTIF, 5.7 for a whole process),
+// for tests of code that must retry them.
 //
 // A filter can never be removed, so it is installed in a child: the test
 // re-executes its own binary with -test.run naming one test and

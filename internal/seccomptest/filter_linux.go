@@ -21,6 +21,11 @@ const (
 	// Kill kills the whole process with SIGSYS (SECCOMP_RET_KILL_PROCESS),
 	// as Android's app sandbox does.
 	Kill
+	// Interrupt leaves io_uring alone and makes file reads, writes and
+	// syncs fail with EINTR every other time (see Interrupted), as NFS
+	// mounted with intr or a FUSE file system may when a signal comes:
+	// for tests of code that must retry them.
+	Interrupt
 )
 
 // String returns the RINGO_SECCOMP spelling: "enosys", "eperm" or "kill".
@@ -32,18 +37,20 @@ func (m Mode) String() string {
 		return "eperm"
 	case Kill:
 		return "kill"
+	case Interrupt:
+		return "eintr"
 	}
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
 // ParseMode reads the RINGO_SECCOMP spelling of a Mode.
 func ParseMode(s string) (Mode, error) {
-	for _, m := range []Mode{ENOSYS, EPERM, Kill} {
+	for _, m := range []Mode{ENOSYS, EPERM, Kill, Interrupt} {
 		if s == m.String() {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("seccomptest: unknown mode %q (want enosys, eperm or kill)", s)
+	return 0, fmt.Errorf("seccomptest: unknown mode %q (want enosys, eperm, kill or eintr)", s)
 }
 
 // Offsets in struct seccomp_data (uapi/linux/seccomp.h): int nr; __u32 arch.
@@ -121,22 +128,29 @@ func Deny(mode Mode) error {
 	if err != nil {
 		return err
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
-	}
-	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
-	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
-		unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
-	if errno != 0 {
-		return os.NewSyscallError("seccomp SECCOMP_SET_MODE_FILTER", errno)
-	}
-	if r != 0 {
+	r, err := install(filter, 0)
+	if err == nil && r != 0 {
 		// With TSYNC, a positive return is the id of a thread that could
 		// not be synchronized (it has a diverging filter), and nothing was
 		// installed.
 		return fmt.Errorf("seccomptest: seccomp TSYNC failed on thread %d", r)
 	}
-	return nil
+	return err
+}
+
+// install puts filter on every thread of this process, as Deny explains,
+// with flags besides TSYNC, and returns what seccomp(2) returned.
+func install(filter []unix.SockFilter, flags uintptr) (uintptr, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return 0, os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	r, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
+		unix.SECCOMP_FILTER_FLAG_TSYNC|flags, uintptr(unsafe.Pointer(&prog)))
+	if errno != 0 {
+		return 0, os.NewSyscallError("seccomp SECCOMP_SET_MODE_FILTER", errno)
+	}
+	return r, nil
 }

@@ -36,7 +36,7 @@ func register() unix.Errno {
 }
 
 func TestParseMode(t *testing.T) {
-	for _, m := range []Mode{ENOSYS, EPERM, Kill} {
+	for _, m := range []Mode{ENOSYS, EPERM, Kill, Interrupt} {
 		got, err := ParseMode(m.String())
 		if err != nil || got != m {
 			t.Errorf("ParseMode(%q) = %v, %v; want %v", m.String(), got, err, m)

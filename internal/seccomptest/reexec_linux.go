@@ -38,7 +38,10 @@ func MaybeInstallFromEnv() {
 		// a child this process starts must clear it again itself.)
 		err = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	}
-	if err == nil {
+	switch {
+	case err == nil && mode == Interrupt:
+		err = interrupt()
+	case err == nil:
 		err = Deny(mode)
 	}
 	if err != nil {
