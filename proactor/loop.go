@@ -425,7 +425,7 @@ func (l *Loop) enqueue(t task) error {
 	return nil
 }
 
-// fileBatch is the most file ops (isFileOp) a gathered enter holds (see
+// fileBatch is the most file ops (fileOpInRing) a gathered enter holds (see
 // callerTurn): the caller that brings their number to it enters at once,
 // for everything in the ring. Gathering saves syscalls, but file ops have
 // a device behind them that idles while their SQEs wait, and the block
@@ -440,14 +440,19 @@ func (l *Loop) enqueue(t task) error {
 // depth 128 did not change (docs/BENCHMARKS.md, "O_DIRECT random reads").
 const fileBatch = 3
 
-// isFileOp reports whether op is for a descriptor epoll cannot wait on: a
-// regular file or block device read, write or sync, an open, a stat (the
-// ops Readiness says 0 for, bar the loop's own Timeout).
-func isFileOp(op Op) bool {
-	if _, ok := op.(*Timeout); ok {
+// fileOpInRing reports whether op is a file op that goes in the ring: one
+// for a descriptor epoll cannot wait on (a regular file or block device
+// read, write or sync, an open, a stat: the ops Readiness says 0 for, bar
+// the loop's own Timeout and a socket's Shutdown) and whose opcode the
+// ring has (the others run on the epoll driver's workers, and an enter
+// does nothing for them).
+func (l *Loop) fileOpInRing(op Op) bool {
+	switch op.(type) {
+	case *Timeout, *Shutdown:
 		return false
 	}
-	return op.Readiness() == 0
+	d, ok := l.drv.(*uringDriver)
+	return ok && op.Readiness() == 0 && d.supported[op.Opcode()]
 }
 
 // callerTurn starts t's op from the calling goroutine when the loop is
@@ -520,7 +525,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 	l.callerW = nil
 	if l.flushOwned.Load() {
 		l.joined++
-		if isFileOp(t.op) && l.p.backend == Uring {
+		if l.fileOpInRing(t.op) {
 			if l.gatheredFile++; l.gatheredFile >= fileBatch {
 				// Enough file ops wait for the device: this caller
 				// enters for them (and for what else is in the ring)
@@ -540,7 +545,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		l.flushOwned.Store(true)
 		l.joined = 0
 		l.gatheredFile = 0
-		if isFileOp(t.op) {
+		if l.fileOpInRing(t.op) {
 			l.gatheredFile = 1
 		}
 		held = false
