@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
 )
 
 // file is one open regular file with everything its responses need worked
@@ -85,12 +87,20 @@ const (
 	lookRedirect // a directory asked for without its trailing slash
 	lookListing  // a directory without index.html (listing decides)
 	lookError
+	// lookWait: getNow would have to read the disk; nothing was changed.
+	lookWait
 )
 
 // get returns the files for key (the cleaned path, with a trailing slash
 // when the request named a directory) acquired; the caller releases them.
 // now is the request's clock (unix nanoseconds).
-func (c *cache) get(key []byte, now int64) (f, gz *file, st lookupStatus) {
+//
+// dw says how a lookup the entry needs may wait for the disk: the
+// transports first look with dw.never, on the loop or the connection's
+// goroutine, and where the answer needs the disk (lookWait) again with
+// dw.loop, off the loop (session.wait). Without openat2's RESOLVE_CACHED
+// (5.12) a lookup cannot tell, and opens as without dw.never.
+func (c *cache) get(key []byte, now int64, dw diskWait) (f, gz *file, st lookupStatus) {
 	c.mu.Lock()
 	e := c.m[string(key)] // no allocation: the compiler special-cases this
 	if e != nil && now-e.checked.Load() < int64(c.revalidate) {
@@ -103,21 +113,31 @@ func (c *cache) get(key []byte, now int64) (f, gz *file, st lookupStatus) {
 		return f, gz, lookFile
 	}
 	c.mu.Unlock()
-	return c.load(string(key), now)
+	return c.load(string(key), now, dw)
 }
 
 // load resolves key on disk and refreshes the cache: an unchanged entry is
 // only marked checked, a changed one is replaced, a vanished one dropped.
-func (c *cache) load(key string, now int64) (*file, *file, lookupStatus) {
+// With dw.never it gives up with lookWait, changing nothing, where it
+// would read the disk.
+func (c *cache) load(key string, now int64, dw diskWait) (*file, *file, lookupStatus) {
 	dir := strings.HasSuffix(key, "/")
 	rel := strings.TrimSuffix(key, "/")
-	fd, name, st, ls := c.resolve(rel, dir)
+	fd, name, st, ls := c.resolve(rel, dir, dw)
+	if ls == lookWait {
+		return nil, nil, ls
+	}
 	if ls != lookFile {
 		c.drop(key)
 		return nil, nil, ls
 	}
 	gzfd, gzst := -1, unix.Stat_t{}
-	if g, err := openBeneath(c.root, name+".gz"); err == nil {
+	g, err := openBeneath(c.root, name+".gz", dw)
+	if err == errWouldBlock {
+		unix.Close(fd)
+		return nil, nil, lookWait
+	}
+	if err == nil {
 		if unix.Fstat(g, &gzst) == nil && gzst.Mode&unix.S_IFMT == unix.S_IFREG {
 			gzfd = g
 		} else {
@@ -142,14 +162,21 @@ func (c *cache) load(key string, now int64) (*file, *file, lookupStatus) {
 		return e.f, e.gz, lookFile
 	}
 	c.mu.Unlock()
-	f, err := c.newFile(fd, &st, name, "")
+	f, err := c.newFile(fd, &st, name, "", dw)
 	if err != nil {
 		closeNew()
+		if err == errWouldBlock {
+			return nil, nil, lookWait
+		}
 		return nil, nil, lookError
 	}
 	var gz *file
 	if gzfd >= 0 {
-		if gz, err = c.newFile(gzfd, &gzst, name, "gzip"); err != nil {
+		if gz, err = c.newFile(gzfd, &gzst, name, "gzip", dw); err == errWouldBlock {
+			unix.Close(gzfd)
+			f.release()
+			return nil, nil, lookWait
+		} else if err != nil {
 			unix.Close(gzfd)
 			gz = nil
 		}
@@ -184,8 +211,8 @@ func (c *cache) load(key string, now int64) (*file, *file, lookupStatus) {
 
 // resolve opens rel (the directory's index.html when dir) and stats it.
 // name is the served file's path, which gives its type.
-func (c *cache) resolve(rel string, dir bool) (fd int, name string, st unix.Stat_t, ls lookupStatus) {
-	fd, err := openBeneath(c.root, rel)
+func (c *cache) resolve(rel string, dir bool, dw diskWait) (fd int, name string, st unix.Stat_t, ls lookupStatus) {
+	fd, err := openBeneath(c.root, rel, dw)
 	if err != nil {
 		return -1, "", st, errStatus(err)
 	}
@@ -208,7 +235,7 @@ func (c *cache) resolve(rel string, dir bool) (fd int, name string, st unix.Stat
 		// Resolved from the root like any path, so that an index.html
 		// symlink is served when it stays beneath the root.
 		unix.Close(fd)
-		ifd, err := openBeneath(c.root, path.Join(rel, "index.html"))
+		ifd, err := openBeneath(c.root, path.Join(rel, "index.html"), dw)
 		if err != nil {
 			if err == unix.ENOENT {
 				return -1, "", st, lookListing
@@ -261,7 +288,9 @@ func (f *file) same(st *unix.Stat_t) bool {
 // newFile builds a file from an open descriptor; name gives the type (for
 // a gzip sibling, the name without ".gz"). The returned file holds one
 // reference, the cache's.
-func (c *cache) newFile(fd int, st *unix.Stat_t, name, encoding string) (*file, error) {
+//
+// With dw.never, a small body not all in the page cache is errWouldBlock.
+func (c *cache) newFile(fd int, st *unix.Stat_t, name, encoding string, dw diskWait) (*file, error) {
 	f := &file{
 		fd: fd, size: st.Size, dev: st.Dev, ino: st.Ino, mtimeNs: st.Mtim.Nano(),
 		mod: time.Unix(st.Mtim.Sec, 0).UTC(), encoding: encoding,
@@ -279,7 +308,7 @@ func (c *cache) newFile(fd int, st *unix.Stat_t, name, encoding string) (*file, 
 	f.ctype = contentType(name)
 	if f.size <= c.smallMax {
 		body := make([]byte, f.size)
-		n, err := unix.Pread(fd, body, 0)
+		n, err := readSmall(fd, body, dw)
 		if err != nil {
 			return nil, err
 		}
@@ -306,6 +335,52 @@ func (c *cache) newFile(fd int, st *unix.Stat_t, name, encoding string) (*file, 
 	return f, nil
 }
 
+// readSmall reads a small body from offset 0, waiting for the disk as dw
+// says. With dw.never it reads only from the page cache (preadv2
+// RWF_NOWAIT) and says errWouldBlock when that is not enough; a file
+// system that cannot tell (EOPNOTSUPP) is read with a blocking pread.
+func readSmall(fd int, body []byte, dw diskWait) (int, error) {
+	if dw.never && len(body) > 0 {
+		for {
+			n, err := unix.Preadv2(fd, [][]byte{body}, 0, unix.RWF_NOWAIT)
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN || (err == nil && n > 0 && n < len(body)):
+				// A short read: the rest is not cached.
+				return 0, errWouldBlock
+			case err != unix.EOPNOTSUPP && err != unix.ENOSYS:
+				return n, err
+			}
+			break
+		}
+	}
+	if dw.loop != nil {
+		n := 0
+		for n < len(body) {
+			res, _, err := dw.loop.DoUntil(&proactor.Read{Fd: fd, Buf: body[n:], Off: int64(n)}, time.Time{}, nil)
+			switch {
+			case err != nil:
+				return n, err
+			case res == -int32(unix.EINTR):
+				continue
+			case res < 0:
+				return n, unix.Errno(-res)
+			case res == 0:
+				return n, nil // shorter than its stat said
+			}
+			n += int(res)
+		}
+		return n, nil
+	}
+	for {
+		n, err := unix.Pread(fd, body, 0)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
 func errStatus(err error) lookupStatus {
 	switch err {
 	case unix.ENOENT, unix.ENOTDIR, unix.ENAMETOOLONG:
@@ -313,6 +388,8 @@ func errStatus(err error) lookupStatus {
 	case unix.EACCES, unix.EPERM, unix.EXDEV, unix.ELOOP, errOutside:
 		// EXDEV is openat2's answer for a path that would leave the root.
 		return lookForbidden
+	case errWouldBlock:
+		return lookWait
 	}
 	return lookError
 }

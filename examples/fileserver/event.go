@@ -25,6 +25,9 @@ type evConn struct {
 	hdrTmr  *proactor.Timer // header read timeout, armed while a request is partial
 	hdrGen  uint64
 	pending int // SendFiles in flight
+	// loading: lookUp runs the lookup the session waits for; closed:
+	// OnClose came, and an answer that comes later is dropped.
+	loading, closed bool
 	// Lingering close (lingerClose): started, when, and input dropped
 	// since.
 	lingering bool
@@ -117,6 +120,7 @@ func (h *evHandler) OnOpen(c *rnet.EventConn) {
 		remote = hostOnly(c.RemoteAddr())
 	}
 	ec := &evConn{c: c, sess: newSession(s, remote)}
+	ec.sess.nowait = true
 	c.SetContext(ec)
 	h.mu.Lock()
 	h.conns[ec] = struct{}{}
@@ -144,6 +148,16 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 		}
 	}
 	switch {
+	case sess.waiting():
+		// The request is in: what is left is ours to do, and its header
+		// timeout no longer applies.
+		ec.stopHeaderTimer()
+		if !ec.loading {
+			ec.lookUp(h)
+		}
+		if len(sess.in) > waitInLimit {
+			c.Close() // pipelining without end while it waits
+		}
 	case sess.closing:
 		ec.stopHeaderTimer()
 		ec.lingerClose()
@@ -160,6 +174,41 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	case !sess.partial():
 		ec.stopHeaderTimer()
 	}
+}
+
+// waitInLimit bounds the input a connection buffers while its session
+// waits for a lookup: as much as the responses it may queue.
+const waitInLimit = outLimit
+
+// lookUp runs the cache lookup the session waits for (a path not in the
+// dentry cache, a small body not in the page cache) off the loop, so that
+// the loop's other connections do not wait for the disk, then feeds the
+// session again on the loop with the answer. The lookup runs on a
+// goroutine that waits for the loop's ops (diskWait.loop): the cache's
+// code is the conn transport's too, and blocking. At most
+// cap(server.lookups) run at once.
+func (ec *evConn) lookUp(h *evHandler) {
+	s, c, key := h.s, ec.c, []byte(ec.sess.wait)
+	ec.loading = true
+	s.offLoop.Add(1)
+	go func() {
+		s.lookups <- struct{}{}
+		f, gz, st := s.cache.get(key, time.Now().UnixNano(), diskWait{loop: c.Loop()})
+		<-s.lookups
+		l := &lookup{f: f, gz: gz, st: st}
+		err := c.Loop().Post(func() {
+			ec.loading = false
+			if ec.closed {
+				l.release()
+				return
+			}
+			ec.sess.wait, ec.sess.ready = "", l
+			h.OnData(c, nil)
+		})
+		if err != nil {
+			l.release() // the loop has closed
+		}
+	}()
 }
 
 // lingerClose ends a connection whose session is closing, with a
@@ -228,6 +277,7 @@ func (h *evHandler) OnClose(c *rnet.EventConn, err error) {
 	if ec == nil {
 		return
 	}
+	ec.closed = true
 	ec.stopHeaderTimer()
 	ec.sess.release()
 	h.mu.Lock()

@@ -226,7 +226,7 @@ func serveMetrics(addr string, s *server) (stdnet.Listener, error) {
 			s.cache.mu.Unlock()
 			return map[string]any{
 				"requests": s.requests.Load(), "accepted": s.accepted.Load(), "open": s.open.Load(),
-				"rejected": s.rejected.Load(), "status": st, "cache_entries": entries, "cache_bytes": bytes,
+				"rejected": s.rejected.Load(), "lookups_off_loop": s.offLoop.Load(), "status": st, "cache_entries": entries, "cache_bytes": bytes,
 			}
 		}))
 	})

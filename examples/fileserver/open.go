@@ -4,8 +4,11 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/proactor"
 )
 
 // openFlags: read-only, never the controlling tty, never a FIFO that would
@@ -24,8 +27,48 @@ var haveOpenat2 = sync.OnceValue(func() bool {
 	return true
 })
 
+// haveResolveCached is whether openat2 takes RESOLVE_CACHED (Linux 5.12):
+// a lookup that fails with EAGAIN instead of reading a directory or an
+// inode from the disk.
+var haveResolveCached = sync.OnceValue(func() bool {
+	if !haveOpenat2() {
+		return false
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, ".", &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_BENEATH | resolveCached})
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+})
+
+// resolveCached is RESOLVE_CACHED (linux/openat2.h), which x/sys/unix
+// lacks.
+const resolveCached = 0x20
+
 // forceWalk makes openBeneath use the component walk (tests cover both).
 var forceWalk bool
+
+// errWouldBlock is what the lookups that may not wait (diskWait.never)
+// answer when the answer is not in memory and needs the disk.
+var errWouldBlock = errors.New("the lookup needs the disk")
+
+// diskWait is how a lookup may wait for the disk. The zero value blocks
+// the calling thread in system calls.
+type diskWait struct {
+	// never: answer errWouldBlock instead (on a loop goroutine).
+	never bool
+	// loop, when set, waits instead: the opens and reads go through its
+	// ops (io_uring's workers, or the epoll driver's), and the calling
+	// goroutine parks without blocking a thread. That matters beyond the
+	// thread: io_uring posts an op's completion through task work on the
+	// thread that submitted the op, which runs none while it is blocked
+	// in a disk read, and a loop in WaitNetpoll mode submits from
+	// whichever of Go's threads it runs on. A blocking read on a plain
+	// goroutine can so hold up a whole loop's completions
+	// (TestColdSmallFileOffLoop, conn/uring, caught it).
+	loop *proactor.Loop
+}
 
 // openBeneath opens rel ("" for the root itself, no leading slash) under
 // the directory root without ever leaving it. With openat2 the kernel
@@ -33,17 +76,27 @@ var forceWalk bool
 // symlinks and symlinks that lead out, RESOLVE_NO_MAGICLINKS refuses
 // /proc-style links. Without openat2 (before 5.6, or a seccomp profile
 // that predates it) walkBeneath does the same resolution in user space.
-func openBeneath(root int, rel string) (int, error) {
+//
+// dw says how it may wait for the disk. With dw.never where RESOLVE_CACHED
+// works, a lookup that would read the disk fails with errWouldBlock; the
+// walk (no openat2) always makes blocking system calls.
+func openBeneath(root int, rel string, dw diskWait) (int, error) {
 	if rel == "" {
 		rel = "."
 	}
 	if !forceWalk && haveOpenat2() {
+		how := unix.OpenHow{Flags: openFlags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
+		if dw.never && haveResolveCached() {
+			how.Resolve |= resolveCached
+		}
 		for {
-			fd, err := unix.Openat2(root, rel, &unix.OpenHow{
-				Flags:   openFlags,
-				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-			})
-			if err == unix.EINTR || err == unix.EAGAIN {
+			fd, err := openat2(dw.loop, root, rel, &how)
+			switch {
+			case err == unix.EAGAIN && how.Resolve&resolveCached != 0:
+				// Not all in the dentry cache (or a rename raced
+				// the lookup: the blocking lookup sorts that out).
+				return -1, errWouldBlock
+			case err == unix.EINTR || err == unix.EAGAIN:
 				continue // EAGAIN: a concurrent rename raced the lookup
 			}
 			return fd, err
@@ -123,6 +176,21 @@ func walkBeneath(root int, rel string) (int, error) {
 	fd := dirs[len(dirs)-1]
 	dirs = dirs[:len(dirs)-1]
 	return fd, nil
+}
+
+// openat2 is openat2(2), through loop's ops when loop is set.
+func openat2(loop *proactor.Loop, dir int, name string, how *unix.OpenHow) (int, error) {
+	if loop == nil {
+		return unix.Openat2(dir, name, how)
+	}
+	res, _, err := loop.DoUntil(&proactor.Openat2{Dir: dir, Path: proactor.CString(name), How: *how}, time.Time{}, nil)
+	if err != nil {
+		return -1, err
+	}
+	if res < 0 {
+		return -1, unix.Errno(-res)
+	}
+	return int(res), nil
 }
 
 func openat(dir int, name string, flags int) (int, error) {

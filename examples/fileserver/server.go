@@ -65,6 +65,11 @@ type server struct {
 	accepted atomic.Int64
 	rejected atomic.Int64 // over maxConns
 	open     atomic.Int64
+	// offLoop counts the lookups that waited for the disk off the loops
+	// (evConn.lookUp, feedConn); lookups bounds how many of the callback
+	// transport's run at once.
+	offLoop  atomic.Int64
+	lookups  chan struct{}
 	statuses [6]atomic.Int64 // by class: 1xx..5xx, [0] unused
 
 	mu    sync.Mutex
@@ -75,12 +80,18 @@ type server struct {
 	wg    sync.WaitGroup
 }
 
+// maxLookups is how many lookups the callback transport runs off its
+// loops at once (evConn.lookUp): each can be a worker thread of io_uring's
+// (or of the epoll driver's) waiting for the disk.
+const maxLookups = 16
+
 func newServer(cfg config, p *proactor.Proactor) (*server, error) {
 	root, err := unix.Open(cfg.root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", cfg.root, err)
 	}
-	s := &server{cfg: cfg, p: p, root: root, cache: newCache(root), conns: make(map[stdnet.Conn]struct{})}
+	s := &server{cfg: cfg, p: p, root: root, cache: newCache(root), conns: make(map[stdnet.Conn]struct{}),
+		lookups: make(chan struct{}, maxLookups)}
 	if cfg.revalidate > 0 {
 		s.cache.revalidate = cfg.revalidate
 	}
@@ -163,6 +174,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 		s.wg.Done()
 	}()
 	sess := newSession(s, hostOnly(c.RemoteAddr()))
+	sess.nowait = true
 	defer sess.release()
 	buf := make([]byte, 16<<10)
 	var idleSet time.Time
@@ -189,7 +201,7 @@ func (s *server) serveConn(c stdnet.Conn) {
 		}
 		n, err := c.Read(buf)
 		if n > 0 {
-			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
+			for again := s.feedConn(c, sess, buf[:n]); ; again = s.feedConn(c, sess, nil) {
 				if ferr := s.flush(c, sess, &wc); ferr != nil {
 					return
 				}
@@ -209,6 +221,25 @@ func (s *server) serveConn(c stdnet.Conn) {
 			return
 		}
 	}
+}
+
+// feedConn is sess.feed for the conn transport. A request that waits for
+// its lookup (session.wait) gets it here, through the connection's loop's
+// ops, so that this goroutine parks rather than blocking its thread in
+// open(2) or read(2) (see diskWait.loop), and is fed again.
+func (s *server) feedConn(c stdnet.Conn, sess *session, data []byte) bool {
+	again := sess.feed(data)
+	for sess.waiting() {
+		var loop *proactor.Loop
+		if rc, ok := c.(*rnet.Conn); ok {
+			loop = rc.Loop()
+		}
+		s.offLoop.Add(1)
+		f, gz, st := s.cache.get([]byte(sess.wait), time.Now().UnixNano(), diskWait{loop: loop})
+		sess.wait, sess.ready = "", &lookup{f: f, gz: gz, st: st}
+		again = sess.feed(nil)
+	}
+	return again
 }
 
 // linger is the conn transport's lingering close (see lingerBytes): the

@@ -53,7 +53,37 @@ type session struct {
 	req     request
 	pathBuf []byte
 	keyBuf  []byte
+
+	// nowait: the session must not wait for the disk (the callback
+	// transport runs it on a loop goroutine; the conn transport's
+	// goroutines must not block a thread, see diskWait.loop). A request
+	// whose file is not all in memory then waits (wait is its cache key,
+	// and feed only buffers input) while the transport looks it up
+	// through a loop's ops (cache.get with diskWait.loop), hands the
+	// answer over in ready and feeds again.
+	nowait bool
+	wait   string
+	ready  *lookup
 }
+
+// lookup is a cache answer a transport got off the loop, for the request
+// that waits for it (session.ready): files acquired.
+type lookup struct {
+	f, gz *file
+	st    lookupStatus
+}
+
+func (l *lookup) release() {
+	if l.f != nil {
+		l.f.release()
+	}
+	if l.gz != nil {
+		l.gz.release()
+	}
+}
+
+// waiting reports whether a request waits for a lookup off the loop.
+func (s *session) waiting() bool { return s.wait != "" }
 
 func newSession(srv *server, remote string) *session {
 	return &session{srv: srv, remote: remote, out: make([]byte, 0, 4096)}
@@ -67,6 +97,12 @@ func (s *session) partial() bool { return len(s.in) > 0 }
 // It returns true when it stopped early because out is full: the transport
 // flushes, resets and calls feed(nil) again.
 func (s *session) feed(data []byte) bool {
+	if s.waiting() {
+		if !s.req.hasBody && !s.req.connClose {
+			s.in = append(s.in, data...)
+		} // else nothing after the request will be read: see below
+		return false
+	}
 	buf := data
 	if len(s.in) > 0 {
 		s.in = append(s.in, data...)
@@ -103,7 +139,16 @@ func (s *session) feed(data []byte) bool {
 			buf = nil
 			break
 		}
-		s.respond(&s.req)
+		if !s.respond(&s.req) {
+			// It waits for its lookup, and is parsed again when that
+			// is in. Its response will close the connection if it
+			// has a body or says close: what follows is dropped, as
+			// it would be then.
+			if s.req.hasBody || s.req.connClose {
+				buf = buf[:n]
+			}
+			break
+		}
 		s.blank = 0
 		buf = buf[n:]
 	}
@@ -145,6 +190,10 @@ func (s *session) reset() {
 
 // release drops the files of unsent segments (a connection that died).
 func (s *session) release() {
+	if s.ready != nil {
+		s.ready.release()
+		s.ready = nil
+	}
 	for _, sg := range s.segs {
 		s.segDone(sg, 0)
 	}
@@ -234,34 +283,64 @@ func (s *session) simple(r *request, code int, extra string) {
 	s.log(r, code, int64(n))
 }
 
-func (s *session) respond(r *request) {
+// respond answers r. It reports false, having done nothing, when r's file
+// must first be looked up off the loop (nowait; see session.wait).
+func (s *session) respond(r *request) bool {
+	get := string(r.method) == "GET"
+	var (
+		rel               []byte
+		dir, hidden, ok   bool
+		f, gz             *file
+		ls                lookupStatus
+		allowed, servable = get || string(r.method) == "HEAD", false
+	)
+	if allowed {
+		rel, dir, hidden, ok = cleanPath(s.pathBuf, r.target)
+		s.pathBuf = rel[:0]
+		servable = ok && (!hidden || s.srv.cfg.dotfiles)
+	}
+	if servable {
+		s.keyBuf = append(s.keyBuf[:0], rel...)
+		if dir {
+			s.keyBuf = append(s.keyBuf, '/')
+		}
+		switch now := time.Now().UnixNano(); {
+		case s.ready != nil:
+			f, gz, ls = s.ready.f, s.ready.gz, s.ready.st
+			s.ready = nil
+		case s.nowait:
+			if f, gz, ls = s.srv.cache.get(s.keyBuf, now, diskWait{never: true}); ls == lookWait {
+				s.wait = string(s.keyBuf)
+				return false
+			}
+		default:
+			f, gz, ls = s.srv.cache.get(s.keyBuf, now, diskWait{})
+		}
+	}
 	s.served++
 	s.srv.requests.Add(1)
 	if r.hasBody {
 		s.closing = true // the body is not read: the stream cannot be reframed
 	}
-	get := string(r.method) == "GET"
-	if !get && string(r.method) != "HEAD" {
+	switch {
+	case !allowed:
 		s.simple(r, 405, "Allow: GET, HEAD\r\n")
-		return
-	}
-	rel, dir, hidden, ok := cleanPath(s.pathBuf, r.target)
-	s.pathBuf = rel[:0]
-	if !ok {
+		return true
+	case !ok:
 		s.closing = true // a malformed target is a malformed request
 		s.simple(r, 400, "")
-		return
+		return true
+	case !servable:
+		s.simple(r, 404, "") // hidden
+		return true
 	}
-	if hidden && !s.srv.cfg.dotfiles {
-		s.simple(r, 404, "")
-		return
-	}
-	s.keyBuf = append(s.keyBuf[:0], rel...)
-	if dir {
-		s.keyBuf = append(s.keyBuf, '/')
-	}
-	now := time.Now()
-	f, gz, ls := s.srv.cache.get(s.keyBuf, now.UnixNano())
+	s.answer(r, rel, f, gz, ls, get)
+	return true
+}
+
+// answer responds to r with what its path resolved to (f and gz acquired
+// when ls is lookFile; answer takes the references).
+func (s *session) answer(r *request, rel []byte, f, gz *file, ls lookupStatus, get bool) {
 	switch ls {
 	case lookFile:
 	case lookRedirect:
@@ -494,7 +573,7 @@ func atoi64(b []byte) (int64, bool) {
 // listing answers with an HTML index of the directory rel, names escaped
 // and dotfiles left out. Not a hot path: it reads the directory each time.
 func (s *session) listing(r *request, rel string) {
-	fd, err := openBeneath(s.srv.root, rel)
+	fd, err := openBeneath(s.srv.root, rel, diskWait{})
 	if err != nil {
 		s.simple(r, 404, "")
 		return

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	stdnet "net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringo-io/ringo/internal/pagecache/pagecachetest"
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// TestColdSmallFileOffLoop: a small file (its body kept in memory) not in
+// the page cache is looked up and read off the callback transport's loop,
+// so the loop's other connections are answered while that read waits for
+// a slow disk; the cold response still arrives whole, in order before
+// the one pipelined behind it. On the conn transport (a goroutine per
+// connection, loops in WaitNetpoll mode) a blocking read on the
+// connection's goroutine used to hold up every other connection of its
+// loop for as long (see diskWait.loop).
+func TestColdSmallFileOffLoop(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		f, want := pagecachetest.ColdFile(t, 48<<10) // under the cache's smallMax
+		root := filepath.Dir(f.Name())
+		if err := os.WriteFile(filepath.Join(root, "hot.txt"), []byte("hot\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Shorter than the wait: the header timeout ends with the
+		// request's head, not with its response.
+		ts := start(t, p, root, func(c *config) { c.headerTimeout = 300 * time.Millisecond })
+		get := func(c stdnet.Conn, path string) {
+			if _, err := c.Write([]byte("GET /" + path + " HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dial := func() stdnet.Conn {
+			c, err := stdnet.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			return c
+		}
+		// Connections to the loops that will answer while the cold read
+		// waits: several, so that the cold one's loop has some.
+		hot := make([]stdnet.Conn, 8)
+		for i := range hot {
+			hot[i] = dial()
+			get(hot[i], "hot.txt") // warm: the file in the server's cache
+			readResponses(t, bufio.NewReader(hot[i]), 1, "GET")
+		}
+		pagecachetest.SlowDisk(t, f, 64<<10) // 48 KiB: about 0.75 s
+
+		cold := dial()
+		get(cold, "cold")
+		get(cold, "hot.txt")
+		time.Sleep(100 * time.Millisecond) // the cold request is in
+		for _, c := range hot {
+			get(c, "hot.txt")
+			resp := readResponses(t, bufio.NewReader(c), 1, "GET")[0]
+			wantStatus(t, resp, 200)
+		}
+		// Every other connection was answered; the cold one is still
+		// waiting for the disk.
+		cold.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if n, _ := cold.Read(make([]byte, 1)); n > 0 {
+			t.Fatal("the cold response came before the loop answered the others: it waited for the disk")
+		}
+		cold.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resps := readResponses(t, bufio.NewReader(cold), 2, "GET")
+		wantStatus(t, resps[0], 200)
+		body, _ := io.ReadAll(resps[0].Body)
+		if !bytes.Equal(body, want) {
+			t.Fatalf("cold body: %d bytes, differs from the file's %d", len(body), len(want))
+		}
+		wantStatus(t, resps[1], 200)
+		if b, _ := io.ReadAll(resps[1].Body); string(b) != "hot\n" {
+			t.Fatalf("pipelined response: %q", b)
+		}
+		if ts.offLoop.Load() == 0 {
+			t.Fatal("no lookup waited for the disk off the loops")
+		}
+
+		// A client that leaves while its lookup waits: the answer that
+		// comes later is dropped (the leak check counts its descriptor),
+		// and the others go on being served.
+		other := filepath.Join(root, "cold2")
+		if err := os.WriteFile(other, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g, err := os.Open(other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Fadvise(int(g.Fd()), 0, 0, unix.FADV_DONTNEED)
+		g.Close()
+		n := ts.offLoop.Load()
+		gone := dial()
+		get(gone, "cold2")
+		for ts.offLoop.Load() == n {
+			time.Sleep(time.Millisecond)
+		}
+		gone.Close()
+		time.Sleep(time.Second) // the read ends
+		ts.cache.mu.Lock()
+		e := ts.cache.m["cold2"]
+		ts.cache.mu.Unlock()
+		if e == nil || e.f.refs.Load() != 1 {
+			t.Fatalf("after the client left, the cold file is held beyond the cache: %v", e)
+		}
+		get(hot[0], "hot.txt")
+		wantStatus(t, readResponses(t, bufio.NewReader(hot[0]), 1, "GET")[0], 200)
+	})
+}
