@@ -63,6 +63,23 @@
 // requires the submitting thread to reap, which WaitNetpoll cannot promise,
 // and a C echo here gained nothing from it (bench/c, docs/BENCHMARKS.md).
 //
+// The price of WaitNetpoll: io_uring posts the completion of an op that
+// waited (a receive, an accept, a read of the disk) through task work on
+// the thread that submitted it, and a thread blocked in the kernel
+// (uninterruptibly: a read(2) or open(2) that waits for the disk) runs
+// none until it returns. A WaitNetpoll loop submits from whichever of Go's
+// threads it runs on, and that thread goes on to run other goroutines. So
+// any goroutine that blocks a thread on the disk can hold up completions
+// of the ops a loop submitted from that thread, for the disk's time: the
+// file server's conn transport did, with a blocking pread of a cold file,
+// until its lookups went through ops (examples/fileserver, diskWait).
+// Read and open files through ops (package fs, or Loop.DoUntil with Read,
+// Openat2) in a program that uses WaitNetpoll loops, or use WaitEnter,
+// whose locked thread submits alone. Locking a WaitNetpoll loop to its
+// thread was measured: 2.5-3x the time per net.Conn echo round trip
+// (BenchmarkEcho/uring, 44 against 108-146 µs), for the hand-over of
+// each wake-up to the locked thread.
+//
 // # Buffers and cancellation
 //
 // An op's buffers belong to the kernel from submission until the op's
