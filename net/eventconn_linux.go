@@ -46,6 +46,7 @@ type EventConn struct {
 	recvCancel bool // and a cancel for it was asked
 	paused     bool // backpressure: the write queue is over the limit
 	deferred   bool // fairness: greedy, skipped for a while
+	hold       bool // the handler's Hold
 	recvFn     func(int32, uint32)
 
 	// Sending: the queue, in order, with at most one op in flight.
@@ -231,6 +232,35 @@ func (c *EventConn) Abort() {
 	c.abort(nil)
 }
 
+// Hold stops receiving, and the IdleTimeout and WriteTimeout of the
+// connection, until Resume: for a handler that finishes a request off the
+// loop (a lookup that waits for the disk, say) and should get no more
+// input meanwhile, nor lose the connection to a timeout it does not
+// cause. Input and the peer's FIN wait in the kernel (what a receive had
+// taken already waits in the connection), and OnData and the close at a
+// FIN come after Resume. A reset from the peer is seen after Resume as
+// well. Writes and Close work as usual.
+func (c *EventConn) Hold() {
+	if c.state != stateOpen || c.hold {
+		return
+	}
+	c.hold = true
+	c.updateRecv()
+}
+
+// Resume undoes Hold: the timeouts count from now, and what input waited
+// is delivered (OnData runs within Resume when some was kept), or the
+// close at the peer's FIN happens. Call it outside OnData, from a function
+// the handler runs on the loop (Loop.Post).
+func (c *EventConn) Resume() {
+	if !c.hold {
+		return
+	}
+	c.hold = false
+	c.progressed()
+	c.updateRecv()
+}
+
 // SetContext stores v with the connection, for the handler's own state.
 func (c *EventConn) SetContext(v any) { c.ctx = v }
 
@@ -284,7 +314,7 @@ func (c *EventConn) opErr(op, call string, res int32) error {
 // updateRecv arms or cancels the receive to match what the connection
 // wants now.
 func (c *EventConn) updateRecv() {
-	resume := c.state == stateOpen && !c.paused && !c.deferred
+	resume := c.state == stateOpen && !c.paused && !c.deferred && !c.hold
 	if resume && len(c.held) > 0 {
 		held := c.held
 		c.held = nil
@@ -393,11 +423,12 @@ func (c *EventConn) onRecv(res int32, flags uint32) {
 	switch {
 	case res == 0:
 		c.eof = true
-		if len(c.held) == 0 {
+		if len(c.held) == 0 && !c.hold {
 			c.closeWith(io.EOF)
 		}
-		// Else bytes received before the FIN wait for OnData (paused
-		// or deferred): updateRecv closes once it has delivered them.
+		// Else bytes received before the FIN wait for OnData (paused,
+		// deferred or held), or the handler's Resume: updateRecv
+		// closes once it has delivered them.
 	case res < 0 && res != -int32(unix.ECANCELED):
 		if c.state < stateClosed {
 			c.abort(c.opErr("read", "recv", res))
@@ -417,7 +448,7 @@ func (c *EventConn) deliver(data []byte) {
 	c.inCb = true
 	defer c.recoverCallback()
 	for len(data) > 0 && c.state == stateOpen {
-		if c.paused || c.deferred {
+		if c.paused || c.deferred || c.hold {
 			// Received after the receive was told to stop (the kernel
 			// had it already): keep it for when reading resumes, so
 			// that the write queue stays within its limit. How much:

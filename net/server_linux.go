@@ -710,9 +710,10 @@ func (el *evLoop) sweep() {
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
-		if c.waitWarm {
-			// Its output waits for a read from our own disk, not for
-			// its peer: not a stall, and not idle.
+		if c.waitWarm || c.hold {
+			// Its output waits for a read from our own disk, or for its
+			// handler (Hold), not for its peer: not a stall, and not
+			// idle.
 			c.progressed()
 			continue
 		}

@@ -1010,3 +1010,55 @@ func TestServeSendFileNoHeldTail(t *testing.T) {
 		}
 	})
 }
+
+// TestServeHold: while a handler holds a connection (answering off the
+// loop), it gets no OnData, no timeout closes it, and the peer's FIN
+// waits; Resume delivers the input that came meanwhile, in order, and
+// then the close at the FIN, after the answers.
+func TestServeHold(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		const holdFor = 300 * time.Millisecond
+		var got []string
+		closed := make(chan error, 1)
+		h := &funcHandler{onClose: func(c *EventConn, err error) { closed <- err }}
+		h.onData = func(c *EventConn, data []byte) {
+			got = append(got, string(data))
+			if string(data) != "first" {
+				c.Write(append([]byte("echo:"), data...))
+				return
+			}
+			c.Hold()
+			c.Loop().AfterFunc(holdFor, func() {
+				c.Write([]byte("answer;"))
+				c.Resume()
+			})
+		}
+		s := serve(t, p, "tcp", h, ServeOptions{IdleTimeout: holdFor / 6, WriteTimeout: holdFor / 6})
+		cl := dialStd(t, s)
+		cl.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := cl.Write([]byte("first")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(holdFor / 3) // held by now
+		if _, err := cl.Write([]byte("second")); err != nil {
+			t.Fatal(err)
+		}
+		cl.(*net.TCPConn).CloseWrite()
+		b, err := io.ReadAll(cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != "answer;echo:second" {
+			t.Fatalf("peer read %q, want the answer, then the echo of what came while held", b)
+		}
+		if err := <-closed; !errors.Is(err, io.EOF) {
+			t.Fatalf("OnClose err %v, want io.EOF (the peer's FIN, after Resume)", err)
+		}
+		if len(got) != 2 || got[0] != "first" || got[1] != "second" {
+			t.Fatalf("OnData got %q", got)
+		}
+		if m := s.Metrics(); m.IdleClosed != 0 || m.WriteTimeouts != 0 {
+			t.Fatalf("timeouts closed a held connection: %+v", m)
+		}
+	})
+}
