@@ -358,7 +358,7 @@ func readSmall(fd int, body []byte, dw diskWait) (int, error) {
 	if dw.loop != nil {
 		n := 0
 		for n < len(body) {
-			res, _, err := dw.loop.DoUntil(&proactor.Read{Fd: fd, Buf: body[n:], Off: int64(n)}, time.Time{}, nil)
+			res, _, err := dw.loop.DoUntil(&proactor.Read{Fd: fd, Buf: body[n:], Off: int64(n)}, time.Time{}, dw.stop)
 			switch {
 			case err != nil:
 				return n, err

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	stdnet "net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +119,129 @@ func TestColdSmallFileOffLoop(t *testing.T) {
 		}
 		get(hot[0], "hot.txt")
 		wantStatus(t, readResponses(t, bufio.NewReader(hot[0]), 1, "GET")[0], 200)
+	})
+}
+
+// coldRoot is a root holding a cold file "cold" of n bytes (its content
+// returned) and a hot "hot.txt".
+func coldRoot(t *testing.T, n int) (root string, f *os.File, want []byte) {
+	f, want = pagecachetest.ColdFile(t, n)
+	root = filepath.Dir(f.Name())
+	if err := os.WriteFile(filepath.Join(root, "hot.txt"), []byte("hot\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, f, want
+}
+
+// TestColdWaitKeepsConnection: while a request waits for its lookup, its
+// connection is neither closed by the idle timeout, nor cut off when the
+// client pipelines more than the server buffers (it gets flow control),
+// nor closed before the answer by the client's FIN.
+func TestColdWaitKeepsConnection(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root, f, want := coldRoot(t, 48<<10)
+		ts := start(t, p, root, func(c *config) { c.idleTimeout = 300 * time.Millisecond })
+		pagecachetest.SlowDisk(t, f, 64<<10) // about 0.75 s a lookup
+		dial := func() stdnet.Conn {
+			c, err := stdnet.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			return c
+		}
+		evict := func() {
+			ts.cache.drop("cold")
+			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		}
+		checkCold := func(r *bufio.Reader) {
+			t.Helper()
+			resp := readResponses(t, r, 1, "GET")[0]
+			wantStatus(t, resp, 200)
+			if b, _ := io.ReadAll(resp.Body); !bytes.Equal(b, want) {
+				t.Fatalf("cold body: %d bytes, want %d", len(b), len(want))
+			}
+		}
+
+		// Longer than the idle timeout, and a FIN right after the
+		// request (a client such as printf ... | nc).
+		c := dial()
+		c.Write([]byte("GET /cold HTTP/1.1\r\nHost: x\r\n\r\n"))
+		c.(*stdnet.TCPConn).CloseWrite()
+		checkCold(bufio.NewReader(c))
+
+		// 400 KB of requests pipelined behind the one that waits.
+		evict()
+		c = dial()
+		const n = 400
+		pad := strings.Repeat("a", 1000)
+		go func() {
+			c.Write([]byte("GET /cold HTTP/1.1\r\nHost: x\r\n\r\n"))
+			for range n {
+				c.Write([]byte("GET /hot.txt HTTP/1.1\r\nHost: x\r\nX-Pad: " + pad + "\r\n\r\n"))
+			}
+		}()
+		r := bufio.NewReader(c)
+		checkCold(r)
+		for _, resp := range readResponses(t, r, n, "GET") {
+			wantStatus(t, resp, 200)
+		}
+	})
+}
+
+// TestColdShutdownDuringLookup: a shutdown whose deadline passes while a
+// lookup waits for the disk cancels it and waits for it before it closes
+// the root and the cache: nothing is looked up beneath a closed (perhaps
+// reused) descriptor, or left open in the closed cache.
+func TestColdShutdownDuringLookup(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root, f, _ := coldRoot(t, 48<<10)
+		cfg := defaultConfig()
+		cfg.root, cfg.addr, cfg.api = root, "127.0.0.1:0", testAPI
+		s, err := newServer(cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		var addr string
+		if cfg.api == "callback" {
+			evs, err := s.serveEvents()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = evs.Addr().String()
+			done <- nil
+		} else {
+			ln, err := s.listen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr = ln.Addr().String()
+			go func() { done <- s.serve(ln) }()
+		}
+		pagecachetest.SlowDisk(t, f, 32<<10) // about 1.5 s
+		c, err := stdnet.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET /cold HTTP/1.1\r\nHost: x\r\n\r\n"))
+		for s.offLoop.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		s.shutdown(ctx)
+		cancel()
+		<-done
+		// A lookup that outlived the shutdown would have put its file in
+		// the closed cache by now.
+		time.Sleep(2 * time.Second)
+		s.cache.mu.Lock()
+		n := len(s.cache.m)
+		s.cache.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%d cache entries (open files) after shutdown closed the cache", n)
+		}
 	})
 }

@@ -155,9 +155,6 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 		if !ec.loading {
 			ec.lookUp(h)
 		}
-		if len(sess.in) > waitInLimit {
-			c.Close() // pipelining without end while it waits
-		}
 	case sess.closing:
 		ec.stopHeaderTimer()
 		ec.lingerClose()
@@ -176,26 +173,19 @@ func (h *evHandler) OnData(c *rnet.EventConn, data []byte) {
 	}
 }
 
-// waitInLimit bounds the input a connection buffers while its session
-// waits for a lookup: as much as the responses it may queue.
-const waitInLimit = outLimit
-
 // lookUp runs the cache lookup the session waits for (a path not in the
 // dentry cache, a small body not in the page cache) off the loop, so that
 // the loop's other connections do not wait for the disk, then feeds the
-// session again on the loop with the answer. The lookup runs on a
-// goroutine that waits for the loop's ops (diskWait.loop): the cache's
-// code is the conn transport's too, and blocking. At most
-// cap(server.lookups) run at once.
+// session again on the loop with the answer (server.lookUpOff, on a
+// goroutine). Meanwhile the connection is held: no input (a client that
+// pipelines gets flow control, not a growing buffer), no close at its FIN
+// before the answer is queued, and no idle or write timeout.
 func (ec *evConn) lookUp(h *evHandler) {
-	s, c, key := h.s, ec.c, []byte(ec.sess.wait)
+	s, c, key := h.s, ec.c, ec.sess.wait
 	ec.loading = true
-	s.offLoop.Add(1)
+	c.Hold()
 	go func() {
-		s.lookups <- struct{}{}
-		f, gz, st := s.cache.get(key, time.Now().UnixNano(), diskWait{loop: c.Loop()})
-		<-s.lookups
-		l := &lookup{f: f, gz: gz, st: st}
+		l := s.lookUpOff(c.Loop(), key)
 		err := c.Loop().Post(func() {
 			ec.loading = false
 			if ec.closed {
@@ -204,6 +194,11 @@ func (ec *evConn) lookUp(h *evHandler) {
 			}
 			ec.sess.wait, ec.sess.ready = "", l
 			h.OnData(c, nil)
+			if !ec.sess.waiting() {
+				// After OnData, so that the answers are queued before
+				// the input that waited, or the close at a FIN.
+				c.Resume()
+			}
 		})
 		if err != nil {
 			l.release() // the loop has closed

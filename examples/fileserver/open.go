@@ -68,6 +68,8 @@ type diskWait struct {
 	// goroutine can so hold up a whole loop's completions
 	// (TestColdSmallFileOffLoop, conn/uring, caught it).
 	loop *proactor.Loop
+	// stop, closed, cancels loop's ops: the server is shutting down.
+	stop <-chan struct{}
 }
 
 // openBeneath opens rel ("" for the root itself, no leading slash) under
@@ -90,7 +92,7 @@ func openBeneath(root int, rel string, dw diskWait) (int, error) {
 			how.Resolve |= resolveCached
 		}
 		for {
-			fd, err := openat2(dw.loop, root, rel, &how)
+			fd, err := openat2(dw, root, rel, &how)
 			switch {
 			case err == unix.EAGAIN && how.Resolve&resolveCached != 0:
 				// Not all in the dentry cache (or a rename raced
@@ -178,12 +180,12 @@ func walkBeneath(root int, rel string) (int, error) {
 	return fd, nil
 }
 
-// openat2 is openat2(2), through loop's ops when loop is set.
-func openat2(loop *proactor.Loop, dir int, name string, how *unix.OpenHow) (int, error) {
-	if loop == nil {
+// openat2 is openat2(2), through dw.loop's ops when that is set.
+func openat2(dw diskWait, dir int, name string, how *unix.OpenHow) (int, error) {
+	if dw.loop == nil {
 		return unix.Openat2(dir, name, how)
 	}
-	res, _, err := loop.DoUntil(&proactor.Openat2{Dir: dir, Path: proactor.CString(name), How: *how}, time.Time{}, nil)
+	res, _, err := dw.loop.DoUntil(&proactor.Openat2{Dir: dir, Path: proactor.CString(name), How: *how}, time.Time{}, dw.stop)
 	if err != nil {
 		return -1, err
 	}

@@ -65,11 +65,14 @@ type server struct {
 	accepted atomic.Int64
 	rejected atomic.Int64 // over maxConns
 	open     atomic.Int64
-	// offLoop counts the lookups that waited for the disk off the loops
-	// (evConn.lookUp, feedConn); lookups bounds how many of the callback
-	// transport's run at once.
+	// Lookups that wait for the disk off the loops (lookUpOff): how many
+	// ran, a bound on how many run at once, and their end at shutdown.
 	offLoop  atomic.Int64
 	lookups  chan struct{}
+	lkMu     sync.Mutex
+	lkWG     sync.WaitGroup
+	lkStop   chan struct{}
+	lkClosed bool
 	statuses [6]atomic.Int64 // by class: 1xx..5xx, [0] unused
 
 	mu    sync.Mutex
@@ -80,9 +83,9 @@ type server struct {
 	wg    sync.WaitGroup
 }
 
-// maxLookups is how many lookups the callback transport runs off its
-// loops at once (evConn.lookUp): each can be a worker thread of io_uring's
-// (or of the epoll driver's) waiting for the disk.
+// maxLookups is how many lookups run off the loops at once (lookUpOff):
+// each can be a worker thread of io_uring's (or of the epoll driver's)
+// waiting for the disk.
 const maxLookups = 16
 
 func newServer(cfg config, p *proactor.Proactor) (*server, error) {
@@ -91,7 +94,7 @@ func newServer(cfg config, p *proactor.Proactor) (*server, error) {
 		return nil, fmt.Errorf("root %s: %w", cfg.root, err)
 	}
 	s := &server{cfg: cfg, p: p, root: root, cache: newCache(root), conns: make(map[stdnet.Conn]struct{}),
-		lookups: make(chan struct{}, maxLookups)}
+		lookups: make(chan struct{}, maxLookups), lkStop: make(chan struct{})}
 	if cfg.revalidate > 0 {
 		s.cache.revalidate = cfg.revalidate
 	}
@@ -201,9 +204,18 @@ func (s *server) serveConn(c stdnet.Conn) {
 		}
 		n, err := c.Read(buf)
 		if n > 0 {
-			for again := s.feedConn(c, sess, buf[:n]); ; again = s.feedConn(c, sess, nil) {
+			for again := sess.feed(buf[:n]); ; again = sess.feed(nil) {
 				if ferr := s.flush(c, sess, &wc); ferr != nil {
 					return
+				}
+				if sess.waiting() {
+					// The responses before it are out; now its lookup.
+					var loop *proactor.Loop
+					if rc, ok := c.(*rnet.Conn); ok {
+						loop = rc.Loop()
+					}
+					sess.ready, sess.wait = s.lookUpOff(loop, sess.wait), ""
+					again = true
 				}
 				if !again {
 					break
@@ -223,23 +235,42 @@ func (s *server) serveConn(c stdnet.Conn) {
 	}
 }
 
-// feedConn is sess.feed for the conn transport. A request that waits for
-// its lookup (session.wait) gets it here, through the connection's loop's
-// ops, so that this goroutine parks rather than blocking its thread in
-// open(2) or read(2) (see diskWait.loop), and is fed again.
-func (s *server) feedConn(c stdnet.Conn, sess *session, data []byte) bool {
-	again := sess.feed(data)
-	for sess.waiting() {
-		var loop *proactor.Loop
-		if rc, ok := c.(*rnet.Conn); ok {
-			loop = rc.Loop()
-		}
-		s.offLoop.Add(1)
-		f, gz, st := s.cache.get([]byte(sess.wait), time.Now().UnixNano(), diskWait{loop: loop})
-		sess.wait, sess.ready = "", &lookup{f: f, gz: gz, st: st}
-		again = sess.feed(nil)
+// lookUpOff answers the lookup a session waits for (session.wait) with
+// cache.get through loop's ops: a goroutine parks on them rather than
+// blocking its thread in open(2) or read(2) (see diskWait.loop). Once
+// shutdown has begun it answers lookError without looking; shutdown
+// cancels the ops of those in flight and waits for them before it closes
+// the root and the cache.
+func (s *server) lookUpOff(loop *proactor.Loop, key string) *lookup {
+	s.lkMu.Lock()
+	if s.lkClosed {
+		s.lkMu.Unlock()
+		return &lookup{st: lookError}
 	}
-	return again
+	s.lkWG.Add(1)
+	s.lkMu.Unlock()
+	defer s.lkWG.Done()
+	select {
+	case s.lookups <- struct{}{}:
+	case <-s.lkStop:
+		return &lookup{st: lookError}
+	}
+	defer func() { <-s.lookups }()
+	s.offLoop.Add(1)
+	f, gz, st := s.cache.get([]byte(key), time.Now().UnixNano(), diskWait{loop: loop, stop: s.lkStop})
+	return &lookup{f: f, gz: gz, st: st}
+}
+
+// stopLookups ends lookUpOff: the lookups in flight are cancelled and
+// waited for, later ones answer at once.
+func (s *server) stopLookups() {
+	s.lkMu.Lock()
+	if !s.lkClosed {
+		s.lkClosed = true
+		close(s.lkStop)
+	}
+	s.lkMu.Unlock()
+	s.lkWG.Wait()
 }
 
 // linger is the conn transport's lingering close (see lingerBytes): the
@@ -367,6 +398,7 @@ func (s *server) shutdown(ctx context.Context) error {
 	} else {
 		err = s.shutdownConns(ctx)
 	}
+	s.stopLookups()
 	s.cache.close()
 	if s.alog != nil {
 		s.alog.close()

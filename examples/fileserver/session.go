@@ -98,6 +98,8 @@ func (s *session) partial() bool { return len(s.in) > 0 }
 // flushes, resets and calls feed(nil) again.
 func (s *session) feed(data []byte) bool {
 	if s.waiting() {
+		// Input while a request waits (the callback transport holds its
+		// connection meanwhile, the conn transport does not read).
 		if !s.req.hasBody && !s.req.connClose {
 			s.in = append(s.in, data...)
 		} // else nothing after the request will be read: see below
