@@ -41,15 +41,7 @@ func TestColdSmallFileOffLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		dial := func() stdnet.Conn {
-			c, err := stdnet.Dial("tcp", ts.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			return c
-		}
+		dial := func() stdnet.Conn { return dialCold(t, ts.addr) }
 		// Connections to the loops that will answer while the cold read
 		// waits: several, so that the cold one's loop has some.
 		hot := make([]stdnet.Conn, 8)
@@ -122,6 +114,17 @@ func TestColdSmallFileOffLoop(t *testing.T) {
 	})
 }
 
+// dialCold connects to addr, with a deadline, closed when t ends.
+func dialCold(t *testing.T, addr string) stdnet.Conn {
+	c, err := stdnet.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
 // coldRoot is a root holding a cold file "cold" of n bytes (its content
 // returned) and a hot "hot.txt".
 func coldRoot(t *testing.T, n int) (root string, f *os.File, want []byte) {
@@ -142,15 +145,7 @@ func TestColdWaitKeepsConnection(t *testing.T) {
 		root, f, want := coldRoot(t, 48<<10)
 		ts := start(t, p, root, func(c *config) { c.idleTimeout = 300 * time.Millisecond })
 		pagecachetest.SlowDisk(t, f, 64<<10) // about 0.75 s a lookup
-		dial := func() stdnet.Conn {
-			c, err := stdnet.Dial("tcp", ts.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			c.SetDeadline(time.Now().Add(30 * time.Second))
-			return c
-		}
+		dial := func() stdnet.Conn { return dialCold(t, ts.addr) }
 		evict := func() {
 			ts.cache.drop("cold")
 			unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
