@@ -250,15 +250,22 @@ func (c *EventConn) Hold() {
 
 // Resume undoes Hold: the timeouts count from now, and what input waited
 // is delivered (OnData runs within Resume when some was kept), or the
-// close at the peer's FIN happens. Call it outside OnData, from a function
-// the handler runs on the loop (Loop.Post).
+// close at the peer's FIN happens. Called within OnData, it leaves that to
+// when OnData returns.
 func (c *EventConn) Resume() {
 	if !c.hold {
 		return
 	}
 	c.hold = false
+	if c.state != stateOpen {
+		return // closing: its timeouts run on, nothing more is received
+	}
 	c.progressed()
-	c.updateRecv()
+	if !c.inCb {
+		// Within OnData, the receive that delivers it goes on after it
+		// returns, and updateRecv follows (onRecv, updateRecv).
+		c.updateRecv()
+	}
 }
 
 // SetContext stores v with the connection, for the handler's own state.

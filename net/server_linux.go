@@ -710,10 +710,10 @@ func (el *evLoop) sweep() {
 	el.clock = now
 	for i := 0; i < len(el.conns); i++ {
 		c := el.conns[i]
-		if c.waitWarm || c.hold {
+		if c.waitWarm || (c.hold && c.state == stateOpen) {
 			// Its output waits for a read from our own disk, or for its
-			// handler (Hold), not for its peer: not a stall, and not
-			// idle.
+			// handler (Hold; once the handler closed it, its peer again),
+			// not for its peer: not a stall, and not idle.
 			c.progressed()
 			continue
 		}

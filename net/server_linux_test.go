@@ -1062,3 +1062,58 @@ func TestServeHold(t *testing.T) {
 		}
 	})
 }
+
+// TestServeHoldEdges: a held connection the handler closes with output a
+// peer never reads is cut off by the timeouts again (the hold was for the
+// handler's work, which is over), and a Resume within OnData leaves the
+// delivery of what waited to when OnData returns, in order.
+func TestServeHoldEdges(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		closed := make(chan error, 2)
+		var got []string
+		h := &funcHandler{onClose: func(c *EventConn, err error) { closed <- err }}
+		h.onData = func(c *EventConn, data []byte) {
+			switch string(data) {
+			case "close":
+				c.Hold()
+				c.Write(make([]byte, 16<<20))
+				c.Close() // and never Resume
+			default:
+				got = append(got, string(data))
+				c.Hold()
+				c.Resume()
+				c.Write(data)
+			}
+		}
+		s := serve(t, p, "tcp", h, ServeOptions{IdleTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond, WriteQueueLimit: -1})
+
+		cl := dialStd(t, s)
+		cl.(*net.TCPConn).SetReadBuffer(4096)
+		cl.Write([]byte("close"))
+		select {
+		case err := <-closed:
+			if !errors.Is(err, ErrIdleTimeout) && !errors.Is(err, ErrWriteTimeout) {
+				t.Fatalf("OnClose err %v, want a timeout", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a closing connection whose peer stopped reading is still open: %+v", s.Metrics())
+		}
+
+		cl = dialStd(t, s)
+		cl.SetDeadline(time.Now().Add(10 * time.Second))
+		var want []byte
+		for i := range 50 {
+			m := fmt.Sprintf("m%03d;", i)
+			want = append(want, m...)
+			cl.Write([]byte(m))
+		}
+		cl.(*net.TCPConn).CloseWrite()
+		b, err := io.ReadAll(cl)
+		if err != nil || string(b) != string(want) {
+			t.Fatalf("echo of a handler that holds and resumes within OnData: %q, %v", b, err)
+		}
+		if err := <-closed; !errors.Is(err, io.EOF) {
+			t.Fatalf("OnClose err %v, want io.EOF", err)
+		}
+	})
+}
