@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	stdnet "net"
 	"os"
@@ -125,6 +126,26 @@ func dialCold(t *testing.T, addr string) stdnet.Conn {
 	return c
 }
 
+// serveForTest starts s on its transport, without start's cleanup: the
+// test shuts it down itself. done is the end of serving.
+func serveForTest(t *testing.T, s *server) (addr string, done chan error) {
+	done = make(chan error, 1)
+	if s.cfg.api == "callback" {
+		evs, err := s.serveEvents()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done <- nil
+		return evs.Addr().String(), done
+	}
+	ln, err := s.listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- s.serve(ln) }()
+	return ln.Addr().String(), done
+}
+
 // coldRoot is a root holding a cold file "cold" of n bytes (its content
 // returned) and a hot "hot.txt".
 func coldRoot(t *testing.T, n int) (root string, f *os.File, want []byte) {
@@ -166,6 +187,16 @@ func TestColdWaitKeepsConnection(t *testing.T) {
 		c.(*stdnet.TCPConn).CloseWrite()
 		checkCold(bufio.NewReader(c))
 
+		// Another request after the answer: the wait, longer than the
+		// idle timeout, did not use up the connection's next read.
+		evict()
+		c = dial()
+		r := bufio.NewReader(c)
+		c.Write([]byte("GET /cold HTTP/1.1\r\nHost: x\r\n\r\n"))
+		checkCold(r)
+		c.Write([]byte("GET /hot.txt HTTP/1.1\r\nHost: x\r\n\r\n"))
+		wantStatus(t, readResponses(t, r, 1, "GET")[0], 200)
+
 		// 400 KB of requests pipelined behind the one that waits.
 		evict()
 		c = dial()
@@ -177,7 +208,7 @@ func TestColdWaitKeepsConnection(t *testing.T) {
 				c.Write([]byte("GET /hot.txt HTTP/1.1\r\nHost: x\r\nX-Pad: " + pad + "\r\n\r\n"))
 			}
 		}()
-		r := bufio.NewReader(c)
+		r = bufio.NewReader(c)
 		checkCold(r)
 		for _, resp := range readResponses(t, r, n, "GET") {
 			wantStatus(t, resp, 200)
@@ -198,23 +229,7 @@ func TestColdShutdownDuringLookup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		var addr string
-		if cfg.api == "callback" {
-			evs, err := s.serveEvents()
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr = evs.Addr().String()
-			done <- nil
-		} else {
-			ln, err := s.listen()
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr = ln.Addr().String()
-			go func() { done <- s.serve(ln) }()
-		}
+		addr, done := serveForTest(t, s)
 		pagecachetest.SlowDisk(t, f, 32<<10) // about 1.5 s
 		c, err := stdnet.Dial("tcp", addr)
 		if err != nil {
@@ -237,6 +252,53 @@ func TestColdShutdownDuringLookup(t *testing.T) {
 		s.cache.mu.Unlock()
 		if n != 0 {
 			t.Fatalf("%d cache entries (open files) after shutdown closed the cache", n)
+		}
+	})
+}
+
+// TestColdShutdownCancelsQueuedLookups: at a shutdown's deadline the
+// lookups waiting for a slot (more than maxLookups wait for the disk) end
+// without starting, on both transports: the conn transport's shutdown
+// waits for its goroutines, which used to wait for every lookup in turn.
+func TestColdShutdownCancelsQueuedLookups(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root, f, _ := coldRoot(t, 8<<10)
+		const n = maxLookups + 8
+		for i := range n {
+			name := filepath.Join(root, fmt.Sprintf("c%d", i))
+			if err := os.WriteFile(name, make([]byte, 8<<10), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			g, err := os.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.Sync()
+			unix.Fadvise(int(g.Fd()), 0, 0, unix.FADV_DONTNEED)
+			g.Close()
+		}
+		cfg := defaultConfig()
+		cfg.root, cfg.addr, cfg.api = root, "127.0.0.1:0", testAPI
+		s, err := newServer(cfg, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, done := serveForTest(t, s)
+		pagecachetest.SlowDisk(t, f, 64<<10) // 8 KiB: 1/8 s each, one at a time
+		for i := range n {
+			c := dialCold(t, addr)
+			c.Write([]byte(fmt.Sprintf("GET /c%d HTTP/1.1\r\nHost: x\r\n\r\n", i)))
+		}
+		for s.offLoop.Load() < maxLookups {
+			time.Sleep(time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		go func() { <-ctx.Done(); s.offLoop.Add(1000) }() // marks the deadline
+		s.shutdown(ctx)
+		<-done
+		if started := s.offLoop.Load() - 1000; started > maxLookups+1 {
+			t.Fatalf("%d lookups started, %d of them after the shutdown's deadline", started, started-maxLookups)
 		}
 	})
 }

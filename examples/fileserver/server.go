@@ -216,6 +216,9 @@ func (s *server) serveConn(c stdnet.Conn) {
 					}
 					sess.ready, sess.wait = s.lookUpOff(loop, sess.wait), ""
 					again = true
+					// The time it took was ours, not the client's: the
+					// next read gets a fresh deadline.
+					inHeader, idleSet = false, time.Time{}
 				}
 				if !again {
 					break
@@ -261,15 +264,23 @@ func (s *server) lookUpOff(loop *proactor.Loop, key string) *lookup {
 	return &lookup{f: f, gz: gz, st: st}
 }
 
-// stopLookups ends lookUpOff: the lookups in flight are cancelled and
-// waited for, later ones answer at once.
-func (s *server) stopLookups() {
+// cancelLookups ends lookUpOff: the ops of the lookups in flight are
+// cancelled, those waiting for a slot and later ones answer at once.
+func (s *server) cancelLookups() {
 	s.lkMu.Lock()
 	if !s.lkClosed {
 		s.lkClosed = true
 		close(s.lkStop)
 	}
 	s.lkMu.Unlock()
+}
+
+// stopLookups is cancelLookups, then waits for the lookups in flight. A
+// read the disk has begun is not cut short by its cancel (an io_uring or
+// epoll worker thread waits for it), so this waits for one read of the
+// disk at most.
+func (s *server) stopLookups() {
+	s.cancelLookups()
 	s.lkWG.Wait()
 }
 
@@ -389,6 +400,17 @@ func (wc *writeClock) restart(c stdnet.Conn, now time.Time, timeout time.Duratio
 // shutdown stops accepting, lets idle connections go and waits for the
 // responses in flight until ctx ends; then it closes what is left.
 func (s *server) shutdown(ctx context.Context) error {
+	// At the deadline the lookups end too: the conn transport's
+	// shutdown waits for its goroutines, and those may wait for lookups.
+	ended := make(chan struct{})
+	defer close(ended)
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.cancelLookups()
+		case <-ended:
+		}
+	}()
 	var err error
 	s.mu.Lock()
 	evs := s.evs
