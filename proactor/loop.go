@@ -520,12 +520,16 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		return false
 	}
 	l.m.CallerTurns++
+	// Asked before the op starts: once it runs (on an epoll worker, say)
+	// the op is not ours to call, and Opcode may write to it (ReadFixed
+	// resolves its buffer there).
+	file := l.fileOpInRing(t.op)
 	l.callerW = t.w
 	l.callerRun(t, false)
 	l.callerW = nil
 	if l.flushOwned.Load() {
 		l.joined++
-		if l.fileOpInRing(t.op) {
+		if file {
 			if l.gatheredFile++; l.gatheredFile >= fileBatch {
 				// Enough file ops wait for the device: this caller
 				// enters for them (and for what else is in the ring)
@@ -545,7 +549,7 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		l.flushOwned.Store(true)
 		l.joined = 0
 		l.gatheredFile = 0
-		if l.fileOpInRing(t.op) {
+		if file {
 			l.gatheredFile = 1
 		}
 		held = false
