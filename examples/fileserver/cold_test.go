@@ -126,24 +126,31 @@ func dialCold(t *testing.T, addr string) stdnet.Conn {
 	return c
 }
 
-// serveForTest starts s on its transport, without start's cleanup: the
-// test shuts it down itself. done is the end of serving.
-func serveForTest(t *testing.T, s *server) (addr string, done chan error) {
+// serveForTest starts a server for root on the transport under test,
+// without start's cleanup: the test shuts it down itself. done is the end
+// of serving.
+func serveForTest(t *testing.T, p *proactor.Proactor, root string) (s *server, addr string, done chan error) {
+	cfg := defaultConfig()
+	cfg.root, cfg.addr, cfg.api = root, "127.0.0.1:0", testAPI
+	s, err := newServer(cfg, p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done = make(chan error, 1)
-	if s.cfg.api == "callback" {
+	if cfg.api == "callback" {
 		evs, err := s.serveEvents()
 		if err != nil {
 			t.Fatal(err)
 		}
 		done <- nil
-		return evs.Addr().String(), done
+		return s, evs.Addr().String(), done
 	}
 	ln, err := s.listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { done <- s.serve(ln) }()
-	return ln.Addr().String(), done
+	return s, ln.Addr().String(), done
 }
 
 // coldRoot is a root holding a cold file "cold" of n bytes (its content
@@ -223,13 +230,7 @@ func TestColdWaitKeepsConnection(t *testing.T) {
 func TestColdShutdownDuringLookup(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root, f, _ := coldRoot(t, 48<<10)
-		cfg := defaultConfig()
-		cfg.root, cfg.addr, cfg.api = root, "127.0.0.1:0", testAPI
-		s, err := newServer(cfg, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, done := serveForTest(t, s)
+		s, addr, done := serveForTest(t, p, root)
 		pagecachetest.SlowDisk(t, f, 32<<10) // about 1.5 s
 		c, err := stdnet.Dial("tcp", addr)
 		if err != nil {
@@ -277,13 +278,7 @@ func TestColdShutdownCancelsQueuedLookups(t *testing.T) {
 			unix.Fadvise(int(g.Fd()), 0, 0, unix.FADV_DONTNEED)
 			g.Close()
 		}
-		cfg := defaultConfig()
-		cfg.root, cfg.addr, cfg.api = root, "127.0.0.1:0", testAPI
-		s, err := newServer(cfg, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr, done := serveForTest(t, s)
+		s, addr, done := serveForTest(t, p, root)
 		pagecachetest.SlowDisk(t, f, 64<<10) // 8 KiB: 1/8 s each, one at a time
 		for i := range n {
 			c := dialCold(t, addr)
