@@ -288,4 +288,19 @@ func TestFileOpInRing(t *testing.T) {
 	}
 	p := newProactor(t, Options{Backend: Epoll, Loops: 1, Logger: quiet})
 	require.False(t, p.Loop(0).fileOpInRing(&Read{Fd: 0}), "epoll")
+
+	// A fixed op reused on a pipe, whose last submission failed to
+	// resolve (a bad buffer): asked before it starts, it answers for
+	// this submission, not the last.
+	p = newProactor(t, Options{Backend: Uring, Wait: WaitNetpoll, Loops: 1, Logger: quiet})
+	l := p.Loop(0)
+	b, err := l.RegisterBuffers(4096, 2)
+	require.NoError(t, err)
+	var fds [2]int
+	require.NoError(t, unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC))
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	op := &ReadFixed{Fd: fds[0], Bufs: b, Buf: 99, Pollable: true}
+	op.Opcode() // its last submission: no buffer 99
+	op.Buf = 0
+	require.False(t, l.fileOpInRing(op), "a pollable ReadFixed counted as a file op")
 }

@@ -452,7 +452,13 @@ func (l *Loop) fileOpInRing(op Op) bool {
 		return false
 	}
 	d, ok := l.drv.(*uringDriver)
-	return ok && op.Readiness() == 0 && d.supported[op.Opcode()]
+	if !ok {
+		return false
+	}
+	// Opcode first: a fixed op resolves its file and buffer there, and
+	// its Readiness depends on them.
+	code := op.Opcode()
+	return op.Readiness() == 0 && d.supported[code]
 }
 
 // callerTurn starts t's op from the calling goroutine when the loop is
@@ -483,6 +489,11 @@ func (l *Loop) fileOpInRing(op Op) bool {
 // the turn left it anything else to do.
 func (l *Loop) callerTurn(t task) (started bool) {
 	_, connect := t.op.(*Connect)
+	if l.p.backend == Uring {
+		// Resolves a fixed op's file and buffer, which its Readiness and
+		// PollFd below report.
+		t.op.Opcode()
+	}
 	if l.p.backend == Uring && (connect || t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0) {
 		// A receive or an accept may wait for its peer, and io_uring
 		// runs the completion's task work on the thread that submitted:
