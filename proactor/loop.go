@@ -488,12 +488,12 @@ func (l *Loop) fileOpInRing(op Op) bool {
 // that handlers run only there, and it is woken for them, as it is when
 // the turn left it anything else to do.
 func (l *Loop) callerTurn(t task) (started bool) {
+	// Asked first: before the op starts (once it runs, on an epoll
+	// worker say, the op is not ours to call, and Opcode may write to it),
+	// and on io_uring it resolves a fixed op's file and buffer, which
+	// Readiness and PollFd below report.
+	file := l.fileOpInRing(t.op)
 	_, connect := t.op.(*Connect)
-	if l.p.backend == Uring {
-		// Resolves a fixed op's file and buffer, which its Readiness and
-		// PollFd below report.
-		t.op.Opcode()
-	}
 	if l.p.backend == Uring && (connect || t.op.Readiness() == unix.EPOLLIN && t.op.PollFd() >= 0) {
 		// A receive or an accept may wait for its peer, and io_uring
 		// runs the completion's task work on the thread that submitted:
@@ -531,10 +531,6 @@ func (l *Loop) callerTurn(t task) (started bool) {
 		return false
 	}
 	l.m.CallerTurns++
-	// Asked before the op starts: once it runs (on an epoll worker, say)
-	// the op is not ours to call, and Opcode may write to it (ReadFixed
-	// resolves its buffer there).
-	file := l.fileOpInRing(t.op)
 	l.callerW = t.w
 	l.callerRun(t, false)
 	l.callerW = nil
