@@ -12,11 +12,11 @@ import (
 // Interrupted is the syscalls an Interrupt filter cuts short: the file
 // reads, writes and syncs that package fs makes inline (preadv2) and that
 // the epoll driver's workers make for it.
-var Interrupted = []uintptr{unix.SYS_PREAD64, unix.SYS_PREADV2, unix.SYS_PWRITE64, unix.SYS_PWRITEV2, unix.SYS_FSYNC, unix.SYS_FDATASYNC}
+var Interrupted = [...]uintptr{unix.SYS_PREAD64, unix.SYS_PREADV2, unix.SYS_PWRITE64, unix.SYS_PWRITEV2, unix.SYS_FSYNC, unix.SYS_FDATASYNC}
 
 // interruptions counts the EINTRs the supervisor answered, per entry of
 // Interrupted.
-var interruptions [6]atomic.Uint64
+var interruptions [len(Interrupted)]atomic.Uint64
 
 // Interruptions reports how many calls of syscall nr (one of Interrupted)
 // the filter failed with EINTR so far.
@@ -95,7 +95,7 @@ func interrupt() error {
 
 func supervise(fd int) {
 	runtime.LockOSThread()
-	var calls [6]uint64
+	var calls [len(Interrupted)]uint64
 	for {
 		var req seccompNotif
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&req)))
