@@ -57,10 +57,10 @@ type session struct {
 	// nowait: the session must not wait for the disk (the callback
 	// transport runs it on a loop goroutine; the conn transport's
 	// goroutines must not block a thread, see diskWait.loop). A request
-	// whose file is not all in memory then waits (wait is its cache key,
-	// and feed only buffers input) while the transport looks it up
-	// through a loop's ops (cache.get with diskWait.loop), hands the
-	// answer over in ready and feeds again.
+	// whose file is not all in memory then waits (wait is its cache key;
+	// nothing is fed meanwhile) while the transport looks it up through
+	// a loop's ops (cache.get with diskWait.loop), hands the answer over
+	// in ready and feeds again.
 	nowait bool
 	wait   string
 	ready  *lookup
@@ -97,14 +97,6 @@ func (s *session) partial() bool { return len(s.in) > 0 }
 // It returns true when it stopped early because out is full: the transport
 // flushes, resets and calls feed(nil) again.
 func (s *session) feed(data []byte) bool {
-	if s.waiting() {
-		// Input while a request waits (the callback transport holds its
-		// connection meanwhile, the conn transport does not read).
-		if !s.req.hasBody && !s.req.connClose {
-			s.in = append(s.in, data...)
-		} // else nothing after the request will be read: see below
-		return false
-	}
 	buf := data
 	if len(s.in) > 0 {
 		s.in = append(s.in, data...)
