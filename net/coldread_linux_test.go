@@ -19,9 +19,10 @@ import (
 // sendFileHandler sends n bytes of fd from off on each connection's first
 // bytes and closes; done's results go to res.
 type sendFileHandler struct {
-	fd     int
-	off, n int64
-	res    chan sendResult
+	fd       int
+	off, n   int64
+	resident bool // SendFileResident
+	res      chan sendResult
 }
 
 type sendResult struct {
@@ -35,12 +36,32 @@ func (h *sendFileHandler) OnData(c *EventConn, _ []byte) {
 		return
 	}
 	c.SetContext(true)
-	c.SendFile(h.fd, h.off, h.n, func(sent int64, err error) {
+	send := c.SendFile
+	if h.resident {
+		send = c.SendFileResident
+	}
+	send(h.fd, h.off, h.n, func(sent int64, err error) {
 		h.res <- sendResult{sent, err}
 		c.Close()
 	})
 }
 func (h *sendFileHandler) OnClose(*EventConn, error) {}
+
+// getSent has h send its range to a new client of s, and checks that the
+// client gets want and done reports it sent.
+func getSent(t *testing.T, s *Server, h *sendFileHandler, want []byte) {
+	t.Helper()
+	c := dialStd(t, s)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("go"))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes (%v), want %d bytes of the file from %d", len(got), err, len(want), h.off)
+	}
+	if r := <-h.res; r.err != nil || r.sent != int64(len(want)) {
+		t.Fatalf("done: %d bytes sent, %v; want %d, nil", r.sent, r.err, len(want))
+	}
+}
 
 // TestSendFileCold: a SendFile of a range not in the page cache reads it
 // in by ops before sendfile(2), rather than on the loop; a cached range
@@ -52,19 +73,7 @@ func (h *sendFileHandler) OnClose(*EventConn, error) {}
 func TestSendFileCold(t *testing.T) {
 	const size = 3<<20 + 1234 // several reads ahead, and a partial page
 	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
-		get := func(s *Server, h *sendFileHandler, want []byte) {
-			t.Helper()
-			c := dialStd(t, s)
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			c.Write([]byte("go"))
-			got, err := io.ReadAll(c)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("read %d bytes (%v), want %d bytes of the file from %d", len(got), err, len(want), h.off)
-			}
-			if r := <-h.res; r.err != nil || r.sent != int64(len(want)) {
-				t.Fatalf("SendFile done: %d bytes sent, %v; want %d, nil", r.sent, r.err, len(want))
-			}
-		}
+		get := func(s *Server, h *sendFileHandler, want []byte) { t.Helper(); getSent(t, s, h, want) }
 		for _, tc := range []struct {
 			name        string
 			off, n      int64
@@ -374,5 +383,38 @@ func TestSendFileColdAbort(t *testing.T) {
 		if err := <-done; err == nil {
 			t.Error("SendFile's done: nil error for a range cut by Abort")
 		}
+	})
+}
+
+// TestSendFileResident: SendFileResident sends a memfd's range byte for
+// byte, and asks the page cache nothing: a cold file given to it is read
+// by sendfile(2) itself, with no cold read ahead (SendFile makes some for
+// the same file, TestSendFileCold).
+func TestSendFileResident(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		get := func(s *Server, h *sendFileHandler, want []byte) { t.Helper(); getSent(t, s, h, want) }
+		t.Run("memfd", func(t *testing.T) {
+			fd, err := unix.MemfdCreate("resident", unix.MFD_CLOEXEC)
+			if err != nil {
+				t.Skipf("memfd_create: %v", err)
+			}
+			defer unix.Close(fd)
+			content := bytes.Repeat([]byte("0123456789abcdef"), 2500)
+			if _, err := unix.Pwrite(fd, content, 0); err != nil {
+				t.Fatal(err)
+			}
+			h := &sendFileHandler{fd: fd, off: 100, n: 30000, resident: true, res: make(chan sendResult, 1)}
+			get(serve(t, p, "tcp", h, ServeOptions{}), h, content[100:30100])
+		})
+		t.Run("cold file", func(t *testing.T) {
+			const size = 1 << 20
+			f, content := pagecachetest.ColdFile(t, size)
+			h := &sendFileHandler{fd: int(f.Fd()), n: size, resident: true, res: make(chan sendResult, 1)}
+			s := serve(t, p, "tcp", h, ServeOptions{})
+			get(s, h, content)
+			if cold := s.Metrics().ColdReads; cold != 0 {
+				t.Fatalf("%d cold reads, want none", cold)
+			}
+		})
 	})
 }

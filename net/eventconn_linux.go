@@ -155,6 +155,21 @@ func (c *EventConn) Write(b []byte) {
 // refuses cachestat, the loop waits for the disk as nginx's sendfile does
 // without aio threads.
 func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err error)) {
+	c.sendFile(fd, off, n, false, done)
+}
+
+// SendFileResident is SendFile for a range the caller knows is in memory:
+// a memfd or tmpfs file it wrote itself, whose pages stay resident while
+// it is open. sendfile(2) runs at once, without the fstat(2) and
+// cachestat(2) SendFile asks first: two system calls fewer per range,
+// which is most of what a response of a few pages costs the loop. A range
+// that is not in memory after all (a page of it swapped out, say) is read
+// by sendfile(2) on the loop, which waits for the disk meanwhile.
+func (c *EventConn) SendFileResident(fd int, off, n int64, done func(sent int64, err error)) {
+	c.sendFile(fd, off, n, true, done)
+}
+
+func (c *EventConn) sendFile(fd int, off, n int64, resident bool, done func(sent int64, err error)) {
 	if c.state != stateOpen || c.shutWR {
 		if done != nil {
 			done(0, ErrConnClosed)
@@ -172,6 +187,9 @@ func (c *EventConn) SendFile(fd int, off, n int64, done func(sent int64, err err
 		return
 	}
 	it := outItem{file: fd, off: off, n: n, done: done}
+	if resident {
+		it.warm.UpTo = math.MaxInt64 // readAhead has nothing to look up
+	}
 	if n > 0 {
 		it.counted = min(n, 1<<40)
 		c.pending += int(it.counted)
