@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"mime"
 	"path"
 	"strconv"
@@ -32,14 +34,129 @@ type file struct {
 	ctype    string
 	encoding string // "gzip" for a precompressed sibling
 	refs     atomic.Int32
+	// resident: the file is a memfd this process wrote (a prebuilt
+	// response), so its pages are in memory and the transports send it
+	// without asking the page cache first (EventConn.SendFileResident).
+	resident bool
+	// pre is this small file's whole 200 response, prebuilt, once the file
+	// is hot (see prebuilt); copies counts the responses that copied the
+	// body since pre was last built.
+	pre    atomic.Pointer[prebuilt]
+	copies atomic.Int32
 }
 
 func (f *file) acquire() { f.refs.Add(1) }
 
+// tryAcquire takes a reference unless the last one is gone (the
+// descriptor is closed or closing): for a file found through an atomic
+// pointer that another goroutine may swap and release meanwhile.
+func (f *file) tryAcquire() bool {
+	for {
+		n := f.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if f.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 func (f *file) release() {
 	if f.refs.Add(-1) == 0 {
 		unix.Close(f.fd)
+		if p := f.pre.Swap(nil); p != nil {
+			p.release()
+		}
 	}
+}
+
+// A prebuilt response is the whole answer to a plain GET of a small file
+// (status line, headers and body) written once into a sealed memfd, so
+// that each response is one sendfile(2) of it instead of a send of a
+// fresh copy of the body.
+//
+// Why, measured (docs/BENCHMARKS.md): sent by copy, every response's body
+// lands in new socket buffer pages, written by the server's CPU, and the
+// client copies it out of them cold. From a memfd the client copies from
+// the same few pages every time, hot in its cache, as nginx's sendfile
+// from the page cache gives it; on a real network the server copies
+// nothing at all. sendfile(2) costs the loop more than a batched send of
+// a few KiB, though, so only bodies of at least preMin go this way.
+//
+// The response holds a Date, so a prebuilt serves only requests whose
+// response headers come out byte for byte the same (session.serveFile
+// compares them): one second, keep-alive HTTP/1.1, the same Vary. It is
+// rebuilt after preAfter responses that did not match, so a file served
+// less often than that per second never gets one (a build is a memfd, a
+// write of the body and a seal: worth it for hot files only). A cached
+// file has at most one, which it releases with its last reference: in
+// descriptors and memory, prebuilt responses at most double the cache's
+// small files.
+type prebuilt struct {
+	file        // the memfd: fd, size, refs (f.pre's and each response's)
+	head []byte // the status line and headers it begins with
+}
+
+const (
+	preMin   = 16 << 10
+	preAfter = 8
+)
+
+// noMemfd is set once memfd_create(2) failed with ENOSYS or EPERM (a
+// seccomp filter): responses then copy, without asking again.
+var noMemfd atomic.Bool
+
+// prebuiltFor returns f's prebuilt response if it begins with head,
+// acquired, or nil: the caller copies. A caller whose response may be
+// built (a plain keep-alive GET, see serveFile) counts a copy, and builds
+// a new one from head once preAfter have piled up.
+func (f *file) prebuiltFor(head []byte, mayBuild bool) *prebuilt {
+	if p := f.pre.Load(); p != nil && bytes.Equal(p.head, head) && p.tryAcquire() {
+		return p
+	}
+	if !mayBuild || noMemfd.Load() || f.copies.Add(1) < preAfter {
+		return nil
+	}
+	f.copies.Store(0)
+	p, err := newPrebuilt(head, f.body)
+	if err != nil {
+		if err == unix.ENOSYS || err == unix.EPERM {
+			noMemfd.Store(true)
+		}
+		return nil // out of descriptors or memory, say: copy
+	}
+	p.acquire() // the caller's
+	if old := f.pre.Swap(p); old != nil {
+		old.release()
+	}
+	return p
+}
+
+// newPrebuilt writes head and body into a new memfd and seals it: the
+// kernel refuses any later write, which matters because sendfile(2) queues
+// references to its pages, not copies, and the client reads them later.
+func newPrebuilt(head, body []byte) (*prebuilt, error) {
+	fd, err := unix.MemfdCreate("ringo-response", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	size := len(head) + len(body)
+	n, err := unix.Pwritev(fd, [][]byte{head, body}, 0)
+	if err == nil && n != size {
+		err = io.ErrShortWrite
+	}
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	p := &prebuilt{head: bytes.Clone(head)}
+	p.fd, p.size, p.resident = fd, int64(size), true
+	p.refs.Store(1) // f.pre's
+	return p, nil
 }
 
 // entry is what a request path resolves to: a file, and its precompressed

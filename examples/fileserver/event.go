@@ -249,7 +249,11 @@ func (ec *evConn) emit() {
 			return
 		}
 		ec.pending++
-		c.SendFile(seg.f.fd, seg.off, seg.n, func(sent int64, err error) {
+		send := c.SendFile
+		if seg.f.resident {
+			send = c.SendFileResident
+		}
+		send(seg.f.fd, seg.off, seg.n, func(sent int64, err error) {
 			ec.pending--
 			ec.sess.segDone(seg, sent)
 			if err != nil || sent != seg.n {

@@ -1,8 +1,9 @@
 // Fileserver serves a directory over HTTP/1.1 with ringo: connections and
 // their bytes go through ringo's net/ on the proactor, small files leave in
-// one send together with their headers from an in-memory cache, large ones
-// go from the page cache to the socket with fs.SendFile, never through user
-// space.
+// one send together with their headers from an in-memory cache (hot ones
+// of 16-64 KiB as one sendfile(2) of the whole response, prebuilt in a
+// memfd), large ones go from the page cache to the socket with
+// fs.SendFile, never through user space.
 //
 // It is `make run`'s program:
 //
@@ -226,7 +227,7 @@ func serveMetrics(addr string, s *server) (stdnet.Listener, error) {
 			s.cache.mu.Unlock()
 			return map[string]any{
 				"requests": s.requests.Load(), "accepted": s.accepted.Load(), "open": s.open.Load(),
-				"rejected": s.rejected.Load(), "lookups_off_loop": s.offLoop.Load(), "status": st, "cache_entries": entries, "cache_bytes": bytes,
+				"rejected": s.rejected.Load(), "lookups_off_loop": s.offLoop.Load(), "responses_prebuilt": s.prebuilt.Load(), "status": st, "cache_entries": entries, "cache_bytes": bytes,
 			}
 		}))
 	})

@@ -68,6 +68,7 @@ type server struct {
 	// Lookups that wait for the disk off the loops (lookUpOff): how many
 	// ran, a bound on how many run at once, and their end at shutdown.
 	offLoop  atomic.Int64
+	prebuilt atomic.Int64 // responses sent whole from a prebuilt memfd
 	lookups  chan struct{}
 	lkMu     sync.Mutex
 	lkWG     sync.WaitGroup

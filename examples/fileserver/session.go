@@ -419,6 +419,7 @@ func (s *session) serveFile(r *request, f *file, vary, get bool) {
 			off, n = 0, f.size
 		}
 	}
+	start := len(s.out)
 	s.head(r, code)
 	s.out = append(s.out, f.hdr...)
 	if vary {
@@ -441,7 +442,19 @@ func (s *session) serveFile(r *request, f *file, vary, get bool) {
 		s.log(r, code, 0)
 		f.release()
 	case f.body != nil:
-		s.out = append(s.out, f.body[off:off+n]...)
+		var p *prebuilt
+		if code == 200 && n >= preMin {
+			// Built only from a keep-alive HTTP/1.1 response, the kind
+			// clients that repeat requests (and load generators) get.
+			p = f.prebuiltFor(s.out[start:], !s.closing && r.minor == 1)
+		}
+		if p != nil {
+			s.out = s.out[:start]
+			s.segs = append(s.segs, segment{start: start, f: &p.file, n: p.size})
+			s.srv.prebuilt.Add(1)
+		} else {
+			s.out = append(s.out, f.body[off:off+n]...)
+		}
 		s.log(r, code, n)
 		f.release()
 	default:

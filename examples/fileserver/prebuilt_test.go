@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringo-io/ringo/proactor"
+)
+
+// prebuiltFds counts this process's open prebuilt responses (memfds).
+func prebuiltFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "/memfd:ringo-response") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPrebuilt: a hot file of preMin or more goes out as one prebuilt
+// response, byte for byte what the copy would have been: the body, the
+// headers, a Date that follows the clock across seconds (four clients at
+// once, on both loops), Vary next to a gzip sibling and the sibling itself.
+// Every other shape of response to the same file (HEAD, a range, 304,
+// HTTP/1.0, Connection: close) is built as before; an edit on disk shows
+// at once; and once the server is gone no memfd is left open.
+func TestPrebuilt(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		if n := prebuiltFds(t); n != 0 {
+			t.Fatalf("%d prebuilt responses open before the server", n)
+		}
+		t.Cleanup(func() {
+			// Runs after start's cleanup has shut the server down.
+			if n := prebuiltFds(t); n != 0 {
+				t.Errorf("%d prebuilt responses open after shutdown", n)
+			}
+		})
+		root := makeRoot(t)
+		mid := bigContent(preMin + 3000)
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(os.WriteFile(filepath.Join(root, "mid.bin"), mid, 0o644))
+		zipped := bigContent(preMin + 10)[3:] // any bytes do: served as they are
+		must(os.WriteFile(filepath.Join(root, "z.txt"), mid[5:], 0o644))
+		must(os.WriteFile(filepath.Join(root, "z.txt.gz"), zipped, 0o644))
+		ts := start(t, p, root, func(c *config) { c.revalidate = 20 * time.Millisecond })
+
+		// check checks one response to a plain GET of path against want.
+		check := func(c *http.Client, path string, want []byte, hdr ...string) (*http.Response, error) {
+			before := time.Now().Truncate(time.Second)
+			req, _ := http.NewRequest("GET", ts.url+path, nil)
+			for i := 0; i+1 < len(hdr); i += 2 {
+				req.Header.Set(hdr[i], hdr[i+1])
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || string(body) != string(want) || resp.ContentLength != int64(len(want)) {
+				return nil, fmt.Errorf("GET %s: %d, %d bytes (Content-Length %d, %v), want 200, %d", path, resp.StatusCode, len(body), resp.ContentLength, err, len(want))
+			}
+			d, err := http.ParseTime(resp.Header.Get("Date"))
+			if err != nil || d.Before(before) || d.After(time.Now()) {
+				return nil, fmt.Errorf("GET %s: Date %q, asked at %v", path, resp.Header.Get("Date"), before)
+			}
+			if resp.Header.Get("ETag") == "" || resp.Header.Get("Server") != "ringo" || resp.Close {
+				return nil, fmt.Errorf("GET %s: headers %v (close %v)", path, resp.Header, resp.Close)
+			}
+			return resp, nil
+		}
+		get := func(c *http.Client, path string, want []byte, hdr ...string) *http.Response {
+			t.Helper()
+			resp, err := check(c, path, want, hdr...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+
+		// heat makes path hot: its prebuilt response is built.
+		heat := func(c *http.Client, path string, want []byte) {
+			t.Helper()
+			for range 2 * preAfter {
+				get(c, path, want)
+			}
+		}
+
+		t.Run("hot across seconds", func(t *testing.T) {
+			var wg sync.WaitGroup
+			stop := time.Now().Add(1500 * time.Millisecond)
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := client(t)
+					for time.Now().Before(stop) {
+						if _, err := check(c, "/mid.bin", mid); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			if n := ts.prebuilt.Load(); n < ts.requests.Load()/2 {
+				t.Fatalf("%d of %d responses prebuilt", n, ts.requests.Load())
+			}
+			if n := prebuiltFds(t); n != 1 {
+				t.Fatalf("%d prebuilt responses open for one hot file, want 1", n)
+			}
+		})
+
+		t.Run("other responses", func(t *testing.T) {
+			c := client(t)
+			heat(c, "/mid.bin", mid)
+			pre := ts.prebuilt.Load()
+			resp, body := do(t, c, "HEAD", ts.url+"/mid.bin")
+			if resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len(mid)) {
+				t.Fatalf("HEAD: %d, %d bytes, Content-Length %d", resp.StatusCode, len(body), resp.ContentLength)
+			}
+			resp, body = do(t, c, "GET", ts.url+"/mid.bin", "Range", "bytes=10-19")
+			if resp.StatusCode != 206 || body != string(mid[10:20]) {
+				t.Fatalf("range: %d, %q", resp.StatusCode, body)
+			}
+			resp, _ = do(t, c, "GET", ts.url+"/mid.bin", "If-None-Match", resp.Header.Get("ETag"))
+			wantStatus(t, resp, 304)
+			for _, req := range []string{
+				"GET /mid.bin HTTP/1.0\r\n\r\n",
+				"GET /mid.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+				"GET /mid.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			} {
+				r := bufio.NewReader(strings.NewReader(raw(t, ts.addr, req, 2*time.Second)))
+				resp := readResponses(t, r, 1, "GET")[0]
+				b := make([]byte, len(mid)+1)
+				n, _ := resp.Body.Read(b)
+				keep := strings.Contains(req, "keep-alive")
+				if resp.StatusCode != 200 || string(b[:n]) != string(mid) || resp.Close == keep ||
+					(resp.Header.Get("Connection") == "keep-alive") != keep {
+					t.Fatalf("%q: %d, %d bytes, Connection %q", req, resp.StatusCode, n, resp.Header.Get("Connection"))
+				}
+			}
+			if got := ts.prebuilt.Load(); got != pre {
+				t.Fatalf("%d responses other than a plain GET went prebuilt", got-pre)
+			}
+		})
+
+		t.Run("vary", func(t *testing.T) {
+			c := client(t)
+			for range 2 * preAfter {
+				if resp := get(c, "/z.txt", mid[5:]); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "" {
+					t.Fatalf("plain variant: %v", resp.Header)
+				}
+				if resp := get(c, "/z.txt", zipped, "Accept-Encoding", "gzip"); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "gzip" {
+					t.Fatalf("gzip variant: %v", resp.Header)
+				}
+			}
+			if n := prebuiltFds(t); n != 3 {
+				t.Fatalf("%d prebuilt responses open, want 3 (mid.bin, z.txt and z.txt.gz)", n)
+			}
+		})
+
+		t.Run("edited", func(t *testing.T) {
+			c := client(t)
+			heat(c, "/mid.bin", mid)
+			edited := append([]byte(nil), mid...)
+			copy(edited[100:], "edited")
+			must(os.WriteFile(filepath.Join(root, "mid.bin"), edited, 0o644))
+			mtime := time.Now().Add(time.Hour)
+			must(os.Chtimes(filepath.Join(root, "mid.bin"), mtime, mtime))
+			time.Sleep(50 * time.Millisecond) // past revalidate
+			for range 2 * preAfter {
+				resp := get(c, "/mid.bin", edited)
+				if lm := resp.Header.Get("Last-Modified"); lm != mtime.UTC().Format(http.TimeFormat) {
+					t.Fatalf("Last-Modified %q after the edit", lm)
+				}
+			}
+		})
+
+		t.Run("no memfd", func(t *testing.T) {
+			noMemfd.Store(true)
+			defer noMemfd.Store(false)
+			must(os.WriteFile(filepath.Join(root, "mid2.bin"), mid, 0o644))
+			pre := ts.prebuilt.Load()
+			c := client(t)
+			heat(c, "/mid2.bin", mid)
+			if got := ts.prebuilt.Load(); got != pre {
+				t.Fatalf("%d responses prebuilt without memfd_create", got-pre)
+			}
+		})
+	})
+}
+
+// TestPrebuiltSmall: bodies under preMin are always copied (a sendfile(2)
+// per response costs the loop more than it saves there).
+func TestPrebuiltSmall(t *testing.T) {
+	drivers(t, func(t *testing.T, p *proactor.Proactor) {
+		root := makeRoot(t)
+		small := bigContent(preMin - 1)
+		if err := os.WriteFile(filepath.Join(root, "small.bin"), small, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ts := start(t, p, root, nil)
+		c := client(t)
+		for i := range 2 * preAfter {
+			if _, body := do(t, c, "GET", ts.url+"/small.bin"); body != string(small) {
+				t.Fatal("response " + strconv.Itoa(i) + ": body differs")
+			}
+		}
+		if n := ts.prebuilt.Load(); n != 0 {
+			t.Fatal(fmt.Sprint(n, " responses under preMin prebuilt"))
+		}
+	})
+}
