@@ -41,8 +41,9 @@ type file struct {
 	// pre is this small file's whole 200 response, prebuilt, once the file
 	// is hot (see prebuilt); copies counts the responses that copied the
 	// body since pre was last built.
-	pre    atomic.Pointer[prebuilt]
-	copies atomic.Int32
+	pre     atomic.Pointer[prebuilt]
+	copies  atomic.Int32
+	copySec atomic.Int64 // the second copies counts in
 }
 
 func (f *file) acquire() { f.refs.Add(1) }
@@ -65,6 +66,9 @@ func (f *file) tryAcquire() bool {
 func (f *file) release() {
 	if f.refs.Add(-1) == 0 {
 		unix.Close(f.fd)
+		if f.resident {
+			prebuiltOpen.Add(-1)
+		}
 		if p := f.pre.Swap(nil); p != nil {
 			p.release()
 		}
@@ -86,13 +90,18 @@ func (f *file) release() {
 //
 // The response holds a Date, so a prebuilt serves only requests whose
 // response headers come out byte for byte the same (session.serveFile
-// compares them): one second, keep-alive HTTP/1.1, the same Vary. It is
-// rebuilt after preAfter responses that did not match, so a file served
-// less often than that per second never gets one (a build is a memfd, a
-// write of the body and a seal: worth it for hot files only). A cached
-// file has at most one, which it releases with its last reference: in
-// descriptors and memory, prebuilt responses at most double the cache's
-// small files.
+// compares them): one second, keep-alive HTTP/1.1, the same Vary. A file
+// gets one once preAfter responses within one second went by copy, so a
+// file served less often than that never does: a build is a memfd, a
+// write of the body and a seal, worth it for hot files only. A hot file's
+// prebuilt is built again in each second it is asked for.
+//
+// A file holds its latest prebuilt until the cache drops it; an older one
+// stays open while a response queued before the rebuild still uses it (a
+// client that stops reading keeps its own for up to the write timeout).
+// maxPrebuilt bounds them all, process-wide, in descriptors and memory
+// (1024 of at most 64 KiB and headers: 64 MiB); at the bound responses
+// copy.
 type prebuilt struct {
 	file        // the memfd: fd, size, refs (f.pre's and each response's)
 	head []byte // the status line and headers it begins with
@@ -103,9 +112,16 @@ const (
 	preAfter = 8
 )
 
-// noMemfd is set once memfd_create(2) failed with ENOSYS or EPERM (a
-// seccomp filter): responses then copy, without asking again.
-var noMemfd atomic.Bool
+var (
+	maxPrebuilt  atomic.Int64 // 1024 (init); a test lowers it
+	prebuiltOpen atomic.Int64
+	// noMemfd is set once memfd_create(2) was refused for good (ENOSYS,
+	// or EPERM or EACCES from a seccomp filter or vm.memfd_noexec):
+	// responses then copy, without asking again.
+	noMemfd atomic.Bool
+)
+
+func init() { maxPrebuilt.Store(1024) }
 
 // prebuiltFor returns f's prebuilt response if it begins with head,
 // acquired, or nil: the caller copies. A caller whose response may be
@@ -115,13 +131,27 @@ func (f *file) prebuiltFor(head []byte, mayBuild bool) *prebuilt {
 	if p := f.pre.Load(); p != nil && bytes.Equal(p.head, head) && p.tryAcquire() {
 		return p
 	}
-	if !mayBuild || noMemfd.Load() || f.copies.Add(1) < preAfter {
+	if !mayBuild || noMemfd.Load() {
+		return nil
+	}
+	// The loops race on the reset, so the count is rough: at worst a
+	// build comes a few copies late.
+	if sec := time.Now().Unix(); f.copySec.Load() != sec {
+		f.copySec.Store(sec)
+		f.copies.Store(0)
+	}
+	if f.copies.Add(1) < preAfter {
+		return nil
+	}
+	if prebuiltOpen.Add(1) > maxPrebuilt.Load() {
+		prebuiltOpen.Add(-1)
 		return nil
 	}
 	f.copies.Store(0)
 	p, err := newPrebuilt(head, f.body)
 	if err != nil {
-		if err == unix.ENOSYS || err == unix.EPERM {
+		prebuiltOpen.Add(-1)
+		if err == unix.ENOSYS || err == unix.EPERM || err == unix.EACCES {
 			noMemfd.Store(true)
 		}
 		return nil // out of descriptors or memory, say: copy
@@ -137,7 +167,13 @@ func (f *file) prebuiltFor(head []byte, mayBuild bool) *prebuilt {
 // kernel refuses any later write, which matters because sendfile(2) queues
 // references to its pages, not copies, and the client reads them later.
 func newPrebuilt(head, body []byte) (*prebuilt, error) {
-	fd, err := unix.MemfdCreate("ringo-response", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	// Not executable, sealed so (6.3): without either flag, 6.3 and later
+	// log a warning, and refuse it under vm.memfd_noexec=2.
+	const flags = unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("ringo-response", flags|unix.MFD_NOEXEC_SEAL)
+	if err == unix.EINVAL {
+		fd, err = unix.MemfdCreate("ringo-response", flags) // before 6.3
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -52,16 +52,16 @@ func TestPrebuilt(t *testing.T) {
 		})
 		root := makeRoot(t)
 		mid := bigContent(preMin + 3000)
-		must := func(err error) {
+		must := func(t *testing.T, err error) {
 			t.Helper()
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		must(os.WriteFile(filepath.Join(root, "mid.bin"), mid, 0o644))
+		must(t, os.WriteFile(filepath.Join(root, "mid.bin"), mid, 0o644))
 		zipped := bigContent(preMin + 10)[3:] // any bytes do: served as they are
-		must(os.WriteFile(filepath.Join(root, "z.txt"), mid[5:], 0o644))
-		must(os.WriteFile(filepath.Join(root, "z.txt.gz"), zipped, 0o644))
+		must(t, os.WriteFile(filepath.Join(root, "z.txt"), mid[5:], 0o644))
+		must(t, os.WriteFile(filepath.Join(root, "z.txt.gz"), zipped, 0o644))
 		ts := start(t, p, root, func(c *config) { c.revalidate = 20 * time.Millisecond })
 
 		// check checks one response to a plain GET of path against want.
@@ -89,7 +89,7 @@ func TestPrebuilt(t *testing.T) {
 			}
 			return resp, nil
 		}
-		get := func(c *http.Client, path string, want []byte, hdr ...string) *http.Response {
+		get := func(t *testing.T, c *http.Client, path string, want []byte, hdr ...string) *http.Response {
 			t.Helper()
 			resp, err := check(c, path, want, hdr...)
 			if err != nil {
@@ -99,12 +99,27 @@ func TestPrebuilt(t *testing.T) {
 		}
 
 		// heat makes path hot: its prebuilt response is built.
-		heat := func(c *http.Client, path string, want []byte) {
+		heat := func(t *testing.T, c *http.Client, path string, want []byte) {
 			t.Helper()
 			for range 2 * preAfter {
-				get(c, path, want)
+				get(t, c, path, want)
 			}
 		}
+
+		t.Run("lukewarm", func(t *testing.T) {
+			// preAfter-1 responses in each of two seconds: never hot.
+			must(t, os.WriteFile(filepath.Join(root, "luke.bin"), mid, 0o644))
+			c := client(t)
+			for range 2 {
+				time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
+				for range preAfter - 1 {
+					get(t, c, "/luke.bin", mid)
+				}
+			}
+			if n := prebuiltFds(t); n != 0 || ts.prebuilt.Load() != 0 {
+				t.Fatalf("%d prebuilt responses built, %d sent, for a file never asked for %d times in a second", n, ts.prebuilt.Load(), preAfter)
+			}
+		})
 
 		t.Run("hot across seconds", func(t *testing.T) {
 			var wg sync.WaitGroup
@@ -136,7 +151,7 @@ func TestPrebuilt(t *testing.T) {
 
 		t.Run("other responses", func(t *testing.T) {
 			c := client(t)
-			heat(c, "/mid.bin", mid)
+			heat(t, c, "/mid.bin", mid)
 			pre := ts.prebuilt.Load()
 			resp, body := do(t, c, "HEAD", ts.url+"/mid.bin")
 			if resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len(mid)) {
@@ -171,10 +186,10 @@ func TestPrebuilt(t *testing.T) {
 		t.Run("vary", func(t *testing.T) {
 			c := client(t)
 			for range 2 * preAfter {
-				if resp := get(c, "/z.txt", mid[5:]); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "" {
+				if resp := get(t, c, "/z.txt", mid[5:]); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "" {
 					t.Fatalf("plain variant: %v", resp.Header)
 				}
-				if resp := get(c, "/z.txt", zipped, "Accept-Encoding", "gzip"); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "gzip" {
+				if resp := get(t, c, "/z.txt", zipped, "Accept-Encoding", "gzip"); resp.Header.Get("Vary") != "Accept-Encoding" || resp.Header.Get("Content-Encoding") != "gzip" {
 					t.Fatalf("gzip variant: %v", resp.Header)
 				}
 			}
@@ -185,28 +200,43 @@ func TestPrebuilt(t *testing.T) {
 
 		t.Run("edited", func(t *testing.T) {
 			c := client(t)
-			heat(c, "/mid.bin", mid)
+			heat(t, c, "/mid.bin", mid)
 			edited := append([]byte(nil), mid...)
 			copy(edited[100:], "edited")
-			must(os.WriteFile(filepath.Join(root, "mid.bin"), edited, 0o644))
+			must(t, os.WriteFile(filepath.Join(root, "mid.bin"), edited, 0o644))
 			mtime := time.Now().Add(time.Hour)
-			must(os.Chtimes(filepath.Join(root, "mid.bin"), mtime, mtime))
+			must(t, os.Chtimes(filepath.Join(root, "mid.bin"), mtime, mtime))
 			time.Sleep(50 * time.Millisecond) // past revalidate
 			for range 2 * preAfter {
-				resp := get(c, "/mid.bin", edited)
+				resp := get(t, c, "/mid.bin", edited)
 				if lm := resp.Header.Get("Last-Modified"); lm != mtime.UTC().Format(http.TimeFormat) {
 					t.Fatalf("Last-Modified %q after the edit", lm)
 				}
 			}
 		})
 
+		t.Run("bounded", func(t *testing.T) {
+			// At maxPrebuilt, a newly hot file copies.
+			defer maxPrebuilt.Store(maxPrebuilt.Load())
+			maxPrebuilt.Store(prebuiltOpen.Load())
+			must(t, os.WriteFile(filepath.Join(root, "mid3.bin"), mid, 0o644))
+			pre := ts.prebuilt.Load()
+			heat(t, client(t), "/mid3.bin", mid)
+			if got := ts.prebuilt.Load(); got != pre {
+				t.Fatalf("%d responses prebuilt over maxPrebuilt", got-pre)
+			}
+			if n := int64(prebuiltFds(t)); n != maxPrebuilt.Load() {
+				t.Fatalf("%d prebuilt responses open, maxPrebuilt %d", n, maxPrebuilt.Load())
+			}
+		})
+
 		t.Run("no memfd", func(t *testing.T) {
 			noMemfd.Store(true)
 			defer noMemfd.Store(false)
-			must(os.WriteFile(filepath.Join(root, "mid2.bin"), mid, 0o644))
+			must(t, os.WriteFile(filepath.Join(root, "mid2.bin"), mid, 0o644))
 			pre := ts.prebuilt.Load()
 			c := client(t)
-			heat(c, "/mid2.bin", mid)
+			heat(t, c, "/mid2.bin", mid)
 			if got := ts.prebuilt.Load(); got != pre {
 				t.Fatalf("%d responses prebuilt without memfd_create", got-pre)
 			}
