@@ -200,8 +200,12 @@ func (c *EventConn) sendFile(fd int, off, n int64, resident bool, done func(sent
 
 func (c *EventConn) queued() {
 	el := c.el
-	if el.writeTO && len(c.q) == 1 && !c.sending {
-		c.sentAt = time.Now() // the queue was empty: the stall clock starts
+	if (el.writeTO || el.idle) && len(c.q) == 1 && !c.sending {
+		// The queue was empty: the stall clock starts. IdleTimeout needs
+		// it as well: sweep cuts a stalled queue off only after a look at
+		// the kernel's queue during this stall (outqMark == sentAt), and
+		// a clock never started would pass for one.
+		c.sentAt = time.Now()
 	}
 	if lim := el.s.opts.WriteQueueLimit; lim > 0 && c.pending > lim && !c.paused {
 		c.paused = true

@@ -407,12 +407,14 @@ func TestServeIdleTimeout(t *testing.T) {
 // then (close) closes it gracefully; it reports each OnClose error.
 type stuffer struct {
 	close bool
-	size  int // 0: 32 MiB
+	size  int           // 0: 32 MiB
+	busy  time.Duration // how long OnOpen holds the loop after the Write
 	errs  chan error
 }
 
 func (h *stuffer) OnOpen(c *EventConn) {
 	c.Write(make([]byte, cmp.Or(h.size, 32<<20)))
+	time.Sleep(h.busy)
 	if h.close {
 		c.Close()
 	}
@@ -489,6 +491,28 @@ func pacedRead(t *testing.T, p *proactor.Proactor, opts ServeOptions, size, chun
 		}
 		t.Fatalf("reader got %d of %d bytes (away at most %v): %v; OnClose: %v", n, size, gap, err, closeErr)
 	}
+}
+
+// TestServeIdleBusyHandler: a handler that holds its loop past
+// IdleTimeout between queueing a response and returning does not get the
+// connection cut off: its queue never had a chance to move. sweep used to
+// take a stall clock that was never started (no WriteTimeout) for a look
+// at the kernel's queue, and closed it at its first sweep.
+func TestServeIdleBusyHandler(t *testing.T) {
+	evDrivers(t, func(t *testing.T, p *proactor.Proactor) {
+		const size = 1 << 20
+		h := &stuffer{close: true, size: size, busy: 150 * time.Millisecond, errs: make(chan error, 1)}
+		s := serve(t, p, "tcp", h, ServeOptions{IdleTimeout: 100 * time.Millisecond, WriteQueueLimit: -1})
+		c := dialStd(t, s)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.Copy(io.Discard, c)
+		if n != size || err != nil {
+			t.Fatalf("read %d of %d bytes: %v", n, size, err)
+		}
+		if err := <-h.errs; err != nil {
+			t.Fatalf("OnClose: %v", err)
+		}
+	})
 }
 
 // TestServeNonReader: a peer that never reads cannot keep a connection
