@@ -121,6 +121,7 @@ func (h *evHandler) OnOpen(c *rnet.EventConn) {
 	}
 	ec := &evConn{c: c, sess: newSession(s, remote)}
 	ec.sess.nowait = true
+	ec.sess.prebuilt = true
 	c.SetContext(ec)
 	h.mu.Lock()
 	h.conns[ec] = struct{}{}

@@ -1,8 +1,8 @@
 // Fileserver serves a directory over HTTP/1.1 with ringo: connections and
 // their bytes go through ringo's net/ on the proactor, small files leave in
 // one send together with their headers from an in-memory cache (hot ones
-// of 16-64 KiB as one sendfile(2) of the whole response, prebuilt in a
-// memfd), large ones go from the page cache to the socket with
+// of 16-64 KiB, on the callback transport, as one sendfile(2) of the whole
+// response, prebuilt in a memfd), large ones go from the page cache to the socket with
 // fs.SendFile, never through user space.
 //
 // It is `make run`'s program:
