@@ -39,7 +39,12 @@ type Options struct {
 	// sleeps, and a loop that goes idle burns Spin once. A WaitEnter loop
 	// holds its P while it polls, so keep it short; a WaitNetpoll loop
 	// yields between looks, and while it polls a Do queues its op for it
-	// instead of running a caller turn.
+	// instead of running a caller turn. On io_uring a WaitNetpoll ring
+	// has no COOP_TASKRUN, so a completion that comes while the thread
+	// that submitted its op is running (polling, say) interrupts that
+	// thread with an IPI, paid by the CPU that produced the event: on one
+	// virtual machine (docs/BENCHMARKS.md) that made a 1-connection
+	// net.Conn echo twice as slow with 50µs as without.
 	Spin time.Duration
 	// Workers bounds the epoll driver's pool for file ops (default 4).
 	Workers int
