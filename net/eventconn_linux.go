@@ -80,7 +80,7 @@ type EventConn struct {
 	inActive   bool
 	dirty      bool
 	lastActive time.Time
-	sentAt     time.Time // WriteTimeout: the queue's last progress, or when it filled
+	sentAt     time.Time // WriteTimeout, IdleTimeout: the queue's last progress, or when it filled
 	// The kernel's send queue (SIOCOUTQ) as sweep last saw it during the
 	// stall that began at outqMark; see peerTook.
 	outqSeen int

@@ -203,8 +203,12 @@ func TestPrebuilt(t *testing.T) {
 					t.Fatalf("gzip variant: %v", resp.Header)
 				}
 			}
-			if n := prebuiltFds(t); on && n != 3 || !on && n != 0 {
-				t.Fatalf("%d prebuilt responses open, want 3 (mid.bin, z.txt and z.txt.gz)", n)
+			want := 0
+			if on {
+				want = 3 // mid.bin, z.txt and z.txt.gz
+			}
+			if n := prebuiltFds(t); n != want {
+				t.Fatalf("%d prebuilt responses open, want %d", n, want)
 			}
 		})
 
