@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,6 +86,13 @@ func ReexecUnder(t testing.TB, mode Mode, runRegexp string, extraEnv ...string) 
 		if !strings.HasPrefix(kv, EnvVar+"=") {
 			env = append(env, kv)
 		}
+	}
+	if mode == Interrupt {
+		// The supervisor is a goroutine of the child: it needs a P of its
+		// own while a caller waits for its answer in a raw system call
+		// (fs's preadv2Nowait holds its P across the call).
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(max(2, runtime.GOMAXPROCS(0))))
 	}
 	cmd.Env = append(append(env, EnvVar+"="+mode.String()), extraEnv...)
 	out, err := cmd.CombinedOutput()
