@@ -79,7 +79,8 @@ const (
 	// WaitEnter blocks the loop's locked OS thread in io_uring_enter (or
 	// epoll_wait); other goroutines wake it through an eventfd read kept
 	// armed in the ring. The ring can then use SINGLE_ISSUER and
-	// COOP_TASKRUN, which need one submitting thread.
+	// DEFER_TASKRUN (or COOP_TASKRUN before 6.1), which need one
+	// submitting thread.
 	WaitEnter
 )
 

@@ -56,12 +56,17 @@
 // # Setup flags
 //
 // Chosen by measurement on the target machine, not by reputation:
-// COOP_TASKRUN and TASKRUN_FLAG with SINGLE_ISSUER in WaitEnter mode (one
-// thread submits); none of them in WaitNetpoll mode, where the loop
-// goroutine may run on any thread, so task work must be allowed to
-// interrupt the thread that submitted. DEFER_TASKRUN is not used: it
-// requires the submitting thread to reap, which WaitNetpoll cannot promise,
-// and a C echo here gained nothing from it (bench/c, docs/BENCHMARKS.md).
+// DEFER_TASKRUN, COOP_TASKRUN and TASKRUN_FLAG with SINGLE_ISSUER in
+// WaitEnter mode (one thread submits and reaps); none of them in
+// WaitNetpoll mode, where the loop goroutine may run on any thread, so task
+// work must be allowed to interrupt the thread that submitted.
+// DEFER_TASKRUN (6.1) runs completion work only when the loop enters to
+// reap. With COOP_TASKRUN alone the kernel flags the loop's thread instead,
+// and the flag cuts short whatever system call the thread is in: 16% of the
+// file server's sendfile(2) calls returned ERESTARTSYS and ran again, and
+// the server served 16 KiB files 4% slower (docs/BENCHMARKS.md). Kernels
+// from 5.19 to 6.0 lose DEFER_TASKRUN in the setup ladder and keep
+// COOP_TASKRUN.
 //
 // The price of WaitNetpoll: io_uring posts the completion of an op that
 // waited (a receive, an accept, a read of the disk) through task work on

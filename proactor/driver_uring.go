@@ -73,10 +73,15 @@ type uringDriver struct {
 func newUringDriver(l *Loop, opts Options, sel selection) (*uringDriver, error) {
 	ropts := []ring.Option{ring.WithRelease(sel.release), ring.WithCQSize(opts.Entries * 4), ring.WithClamp()}
 	if opts.Wait == WaitEnter {
-		// Measured on this machine (docs/BENCHMARKS.md): COOP_TASKRUN
-		// beats DEFER_TASKRUN for a loop that enters often; both need the
-		// submitter to be one thread, which the locked loop thread is.
-		ropts = append(ropts, ring.WithCoopTaskrun(), ring.WithTaskrunFlag(), ring.WithSingleIssuer())
+		// DEFER_TASKRUN (6.1) keeps completion work off the loop thread
+		// until it enters to reap. COOP_TASKRUN alone flags the thread
+		// (TIF_NOTIFY_SIGNAL) instead, and that flag makes the loop's own
+		// blocking-free system calls return early to run the work: 16% of
+		// the file server's sendfile(2) calls were restarted that way
+		// (docs/BENCHMARKS.md). COOP_TASKRUN stays for 5.19-6.0, where
+		// the setup ladder drops DEFER_TASKRUN. Both need one submitting
+		// thread, which the locked loop thread is.
+		ropts = append(ropts, ring.WithDeferTaskrun(), ring.WithCoopTaskrun(), ring.WithTaskrunFlag(), ring.WithSingleIssuer())
 	}
 	r, err := ring.New(opts.Entries, ropts...)
 	if err != nil {
