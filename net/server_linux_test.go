@@ -932,7 +932,8 @@ func TestServe10k(t *testing.T) {
 		if open != n {
 			t.Fatalf("%d connections open, want %d", open, n)
 		}
-		waitFor(t, "all closed", func() bool { return h.closed.Load() == n })
+		// OnClose comes before the loop drops the connection from Open.
+		waitFor(t, "all closed", func() bool { return h.closed.Load() == n && s.Metrics().Open == 0 })
 		if m := s.Metrics(); m.Open != 0 || m.Accepted != n || m.BytesOut != n {
 			t.Fatalf("metrics %+v", m)
 		}
