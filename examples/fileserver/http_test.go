@@ -105,11 +105,23 @@ func TestStatuses(t *testing.T) {
 func TestListing(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)
+		// A directory gets a slash; a symlink to one does not (it is
+		// listed as what it is, not followed).
+		if err := os.Mkdir(filepath.Join(root, "list", "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("sub", filepath.Join(root, "list", "link")); err != nil {
+			t.Fatal(err)
+		}
 		ts := start(t, p, root, func(c *config) { c.listing = true })
 		resp, body := do(t, client(t), "GET", ts.url+"/list/")
 		wantStatus(t, resp, 200)
 		if !strings.Contains(body, "&lt;b&gt;&amp;x&#34;.txt") || strings.Contains(body, "<b>") || strings.Contains(body, ".secret") {
 			t.Fatalf("listing not escaped or shows dotfiles:\n%s", body)
+		}
+		esc, link, sub := strings.Index(body, "&lt;b&gt;"), strings.Index(body, `<a href="./link">link</a>`), strings.Index(body, `<a href="./sub/">sub/</a>`)
+		if esc < 0 || link < 0 || sub < 0 || !(esc < link && link < sub) {
+			t.Fatalf("want the entries sorted by name, a slash on the directory only:\n%s", body)
 		}
 	})
 }

@@ -591,23 +591,27 @@ func (s *session) listing(r *request, rel string) {
 		s.simple(r, 404, "")
 		return
 	}
-	d := os.NewFile(uintptr(fd), rel)
-	names, err := d.Readdirnames(-1)
+	// The directory's types come with its entries (getdents' d_type), so
+	// the loop makes no lstat(2) per entry. The full path is the name for
+	// os's own lstat of an entry whose file system gives no type.
+	d := os.NewFile(uintptr(fd), s.srv.cfg.root+"/"+rel)
+	entries, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
 		s.simple(r, 500, "")
 		return
 	}
-	sort.Strings(names)
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var b bytes.Buffer
 	title := html.EscapeString("/" + rel)
 	b.WriteString("<!doctype html>\n<meta charset=\"utf-8\">\n<title>Index of " + title + "</title>\n<h1>Index of " + title + "</h1>\n<ul>\n")
-	for _, n := range names {
+	for _, e := range entries {
+		n := e.Name()
 		if n[0] == '.' && !s.srv.cfg.dotfiles {
 			continue
 		}
 		href := (&url.URL{Path: n}).EscapedPath()
-		if fi, err := os.Lstat(s.srv.cfg.root + "/" + rel + "/" + n); err == nil && fi.IsDir() {
+		if e.IsDir() {
 			href += "/"
 			n += "/"
 		}
