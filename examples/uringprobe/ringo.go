@@ -28,7 +28,7 @@ var usedOps = []ring.Op{
 func usedSetupFlags() []uint32 {
 	flags := []uint32{ring.SetupCQSize, ring.SetupClamp}
 	if (proactor.Options{}).Wait == proactor.WaitEnter {
-		flags = append(flags, ring.SetupCoopTaskrun, ring.SetupTaskrunFlag, ring.SetupSingleIssuer)
+		flags = append(flags, ring.SetupDeferTaskrun, ring.SetupCoopTaskrun, ring.SetupTaskrunFlag, ring.SetupSingleIssuer)
 	}
 	return flags
 }
