@@ -2,6 +2,7 @@ package proactor
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -46,12 +47,14 @@ func TestWaitEnterTaskrun(t *testing.T) {
 			}
 			require.Equal(t, tc.want, got&(tc.want|tc.not), "setup flags %#x", got)
 			if tc.kernel == "" || tc.kernel == "6.0" {
-				n := earlyEnds(t, l)
-				if tc.interrupted && n < earlyPairs/2 {
-					t.Fatalf("only %d of the loop thread's epoll_pwait calls ended early while %d receives completed: the count misses interruptions", n, earlyPairs)
+				early, posted := earlyEnds(t, l)
+				// posted is the deterministic half: task work that ran
+				// during the wait posted its CQE then.
+				if tc.interrupted && (posted == 0 || early < earlyPairs/2) {
+					t.Fatalf("%d CQEs posted and %d epoll_pwait calls ended early while %d receives completed: the test misses interruptions", posted, early, earlyPairs)
 				}
-				if !tc.interrupted && n >= earlyPairs/2 {
-					t.Fatalf("%d of the loop thread's epoll_pwait calls ended early with EINTR while %d receives completed", n, earlyPairs)
+				if !tc.interrupted && (posted != 0 || early >= earlyPairs/2) {
+					t.Fatalf("%d CQEs posted and %d epoll_pwait calls ended early with EINTR while %d receives completed on the loop's thread: completion work interrupted it", posted, early, earlyPairs)
 				}
 			}
 		})
@@ -61,13 +64,15 @@ func TestWaitEnterTaskrun(t *testing.T) {
 const earlyPairs = 40
 
 // earlyEnds parks a receive on each of earlyPairs socket pairs in l's ring,
-// then keeps l's thread in epoll_pwait on an empty epoll fd for 200 ms
-// while a peer writes to one pair every 2 ms, and returns how many of the
-// waits ended early with EINTR. Flagged task work ends one per receive.
-// Something else ends one or two, 7-26 ms in, on any of these rings and
-// with no receive in flight (no signal or io_uring event shows for it in a
-// trace), hence the callers' bound of half the receives.
-func earlyEnds(t *testing.T, l *Loop) int {
+// then keeps l's thread in epoll_pwait on an empty epoll fd for 300 ms
+// while a peer writes to one pair every 2 ms. It returns how many of the
+// waits ended early with EINTR, and how many CQEs the ring held at the end
+// of the window, before the loop entered it again: task work that
+// interrupts the thread posts its CQE then, deferred work does not. One or
+// two waits also end early, 7-26 ms in, on any of these rings and with no
+// receive in flight (no signal or io_uring event shows for it in a
+// trace), hence the callers' bound of half the receives on the first.
+func earlyEnds(t *testing.T, l *Loop) (early int, posted uint32) {
 	received := make(chan int32, earlyPairs)
 	var peers []int
 	for range earlyPairs {
@@ -85,12 +90,20 @@ func earlyEnds(t *testing.T, l *Loop) int {
 	require.NoError(t, err)
 	defer unix.Close(epfd)
 
-	early := make(chan int, 1)
+	type result struct {
+		early  int
+		posted uint32
+		writes int32
+	}
+	var writes atomic.Int32
+	done := make(chan result, 1)
 	require.NoError(t, l.Post(func() {
 		go func() {
 			for _, fd := range peers {
 				time.Sleep(2 * time.Millisecond)
-				unix.Write(fd, []byte("x"))
+				if _, err := unix.Write(fd, []byte("x")); err == nil {
+					writes.Add(1)
+				}
 			}
 		}()
 		// Every signal is blocked for the wait (epoll_pwait's mask): Go
@@ -101,16 +114,24 @@ func earlyEnds(t *testing.T, l *Loop) int {
 		}
 		var events [1]unix.EpollEvent
 		n := 0
-		for end := time.Now().Add(200 * time.Millisecond); time.Until(end) > 0; {
+		for end := time.Now().Add(300 * time.Millisecond); ; {
+			left := time.Until(end)
+			if left <= 0 {
+				break
+			}
+			ms := max(left.Milliseconds(), 1)
 			_, _, errno := unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-				1, uintptr(time.Until(end).Milliseconds()), uintptr(unsafe.Pointer(&all)), 8)
+				1, uintptr(ms), uintptr(unsafe.Pointer(&all)), 8)
 			if errno == unix.EINTR {
 				n++
 			}
 		}
-		early <- n
+		done <- result{n, l.drv.(*uringDriver).r.CQReady(), writes.Load()}
 	}))
-	n := <-early
+	r := <-done
+	if r.writes != earlyPairs {
+		t.Fatalf("only %d of the %d writes landed within the wait", r.writes, earlyPairs)
+	}
 	for range earlyPairs {
 		select {
 		case res := <-received:
@@ -119,6 +140,6 @@ func earlyEnds(t *testing.T, l *Loop) int {
 			t.Fatal("a receive never completed")
 		}
 	}
-	t.Logf("%d of %d waits ended early", n, earlyPairs)
-	return n
+	t.Logf("%d of %d waits ended early; %d CQEs posted during them", r.early, earlyPairs, r.posted)
+	return r.early, r.posted
 }

@@ -592,9 +592,10 @@ func (s *session) listing(r *request, rel string) {
 		return
 	}
 	// The directory's types come with its entries (getdents' d_type), so
-	// the loop makes no lstat(2) per entry. The full path is the name for
-	// os's own lstat of an entry whose file system gives no type.
-	d := os.NewFile(uintptr(fd), s.srv.cfg.root+"/"+rel)
+	// the loop makes no lstat(2) per entry; where a file system gives no
+	// type, os stats the entry relative to this descriptor, beneath the
+	// root.
+	d := os.NewFile(uintptr(fd), rel)
 	entries, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
