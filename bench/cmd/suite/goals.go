@@ -17,6 +17,37 @@ type goal struct {
 	// of the ratios within each round, where the two ran one after the
 	// other; "-" otherwise.
 	perRound string
+	// atPar: a ratio that missed want only within the load generator's
+	// noise while the load generator was the limit (see parity); the
+	// reason, for the table.
+	atPar string
+}
+
+// Parity: on this two-CPU machine wrk has one CPU, and for some files it
+// is the limit for both servers, whatever they spend: the ratio of their
+// req/s is then the ratio of wrk's speed in two runs, whose spread from
+// one run to the next (2-3% here, docs/BENCHMARKS.md) is all a miss of an
+// "at or above" goal can show. Such a row is "at" instead of "no" when
+// wrk's CPU was busy at least parityBusy percent in both runs, the ratio
+// is within parityNoise of the goal, and ringo spent no more of the
+// server's CPU per request than the peer: the one thing left to compare.
+const (
+	parityBusy  = 97
+	parityNoise = 0.03
+)
+
+// parity says why the ratio goal g of ringo a against peer b at key of
+// group is at parity, or "" when it is not.
+func (s *suite) parity(g goal, group, key, a, b string) string {
+	if !g.atLeast || g.got >= g.want || g.got < g.want*(1-parityNoise) {
+		return ""
+	}
+	ca, cb := s.med(group, key, a, "client CPU %"), s.med(group, key, b, "client CPU %")
+	sa, sb := s.med(group, key, a, "server µs/req"), s.med(group, key, b, "server µs/req")
+	if !(ca >= parityBusy && cb >= parityBusy && sa <= sb) { // false for NaN
+		return ""
+	}
+	return fmt.Sprintf("wrk's CPU %.0f%%/%.0f%% busy; server µs/req %sx", ca, cb, formatFloat(sa/sb, 2))
 }
 
 // goals lists the issues' targets that this run measured. The proactor
@@ -31,7 +62,7 @@ func (s *suite) goals() []goal {
 	}
 	add := func(issue, what string, got, want float64, atLeast bool) {
 		if !math.IsNaN(got) {
-			g = append(g, goal{issue, what, got, want, atLeast, "-"})
+			g = append(g, goal{issue: issue, what: what, got: got, want: want, atLeast: atLeast, perRound: "-"})
 		}
 	}
 	// addRatio is add for the ratio of two implementations' medians of
@@ -39,7 +70,7 @@ func (s *suite) goals() []goal {
 	addRatio := func(issue, what, group, key, a, b, metric string, want float64, atLeast bool) {
 		got := ratio(s.med(group, key, a, metric), s.med(group, key, b, metric))
 		if !math.IsNaN(got) {
-			g = append(g, goal{issue, what, got, want, atLeast, s.perRound(group, key, a, b, metric)})
+			g = append(g, goal{issue: issue, what: what, got: got, want: want, atLeast: atLeast, perRound: s.perRound(group, key, a, b, metric)})
 		}
 	}
 	for _, b := range []string{"32", "256"} {
@@ -97,6 +128,9 @@ func (s *suite) goals() []goal {
 		for _, c := range s.cfg.httpConns {
 			k := fmt.Sprintf("%s c=%d", sizeLabel[size], c)
 			addRatio("7", "file server "+k+": ringo-uring / nginx req/s", "http", k, "ringo-uring", "nginx", "req/s", 1, true)
+			if n := len(g); n > 0 && strings.HasPrefix(g[n-1].what, "file server "+k+": ringo-uring / nginx") {
+				g[n-1].atPar = s.parity(g[n-1], "http", k, "ringo-uring", "nginx")
+			}
 			addRatio("7", "file server "+k+": ringo-epoll / nginx req/s", "http", k, "ringo-epoll", "nginx", "req/s", 0.8, true)
 			if size == "1k" {
 				addRatio("7", "file server "+k+": ringo-uring / http.FileServer req/s", "http", k, "ringo-uring", "go http.FileServer", "req/s", 2.5, true)
@@ -115,7 +149,7 @@ func (s *suite) goalTable(b *strings.Builder) {
 	b.WriteString("Each line compares medians of this run (measured; met is judged on it); a goal whose peer or ringo program was not measured is left out. " +
 		"Per round: for a ratio of two programs, the median [min-max] of the ratios within each round, where the two ran one after the other, so that the machine's drift between rounds cancels out.\n\n")
 	b.WriteString("| issue | goal | measured | per round | target | met |\n|---|---|---|---|---|---|\n")
-	met := 0
+	met, at := 0, 0
 	for _, g := range gs {
 		ok := g.got <= g.want
 		op := "<="
@@ -123,12 +157,20 @@ func (s *suite) goalTable(b *strings.Builder) {
 			ok, op = g.got >= g.want, ">="
 		}
 		mark := "no"
-		if ok {
+		switch {
+		case ok:
 			mark, met = "yes", met+1
+		case g.atPar != "":
+			mark, at = "at: "+g.atPar, at+1
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s %s | %s |\n", g.issue, g.what, formatFloat(g.got, 2), g.perRound, op, formatFloat(g.want, 2), mark)
 	}
-	fmt.Fprintf(b, "\n%d of %d goals met in this run.\n\n", met, len(gs))
+	fmt.Fprintf(b, "\n%d of %d goals met in this run", met, len(gs))
+	if at > 0 {
+		fmt.Fprintf(b, ", %d more at parity with the load generator the limit (\"at\": wrk's CPU busy at least %d%% for both servers, "+
+			"req/s within %.0f%% of the goal, and ringo's server CPU per request no more than the peer's)", at, parityBusy, parityNoise*100)
+	}
+	b.WriteString(".\n\n")
 }
 
 // perRound is the median [min-max] of a/b within each round, or "-" when

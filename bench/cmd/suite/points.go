@@ -582,6 +582,7 @@ http {
 
 var (
 	reqsRe    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	doneRe    = regexp.MustCompile(`(\d+) requests in `)
 	latRe     = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$`)
 	non2xxRe  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	sockErrRe = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
@@ -640,16 +641,31 @@ func (s *suite) planHTTP() {
 						return nil, fmt.Errorf("%s: GET %s: status %d, %d bytes, err %v (want 200, %d identical bytes)",
 							sv.name, size, resp.StatusCode, len(body), err, len(contents[size]))
 					}
+					cb0, ct0 := cpuTicks(clientCPU)
+					sb0, _ := cpuTicks(serverCPU)
 					out, err := output(time.Duration(secs)*time.Second+time.Minute, nil,
 						pin(clientCPU, "wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", secs), "--latency", url)...)
 					if err != nil {
 						return nil, err
 					}
+					cb1, ct1 := cpuTicks(clientCPU)
+					sb1, _ := cpuTicks(serverCPU)
 					m := map[string]float64{}
 					if r := reqsRe.FindStringSubmatch(out); r != nil {
 						m["req/s"], _ = strconv.ParseFloat(r[1], 64)
 					} else {
 						return nil, fmt.Errorf("wrk output: %q", out)
+					}
+					// Which side limited the run: the load generator's CPU
+					// busy share, and the server CPU's busy time (the
+					// server and the kernel's work on its CPU) per request.
+					if ct1 > ct0 {
+						m["client CPU %"] = 100 * (cb1 - cb0) / (ct1 - ct0)
+					}
+					if r := doneRe.FindStringSubmatch(out); r != nil {
+						if n, _ := strconv.ParseFloat(r[1], 64); n > 0 {
+							m["server µs/req"] = (sb1 - sb0) / userHz * 1e6 / n
+						}
 					}
 					for _, l := range latRe.FindAllStringSubmatch(out, -1) {
 						v, _ := strconv.ParseFloat(l[2], 64)

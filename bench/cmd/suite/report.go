@@ -61,8 +61,10 @@ var specs = []groupSpec{
 	{name: "fsseq", title: "Sequential 1 MiB reads and writes, O_DIRECT (issue 6)", keyCol: "test", main: "MB/s",
 		intro: "Queue depth 1, on the disk under /var/tmp, pinned to CPU 1; writes end with fsync (fio --end_fsync=1). Ratios: ringo MB/s / peer MB/s."},
 	{name: "http", title: "Static file server (issue 7)", keyCol: "file, conns", main: "req/s",
-		extras: []string{"p50 ms", "p99 ms", "errors"}, chart: "http.png",
-		intro: "Servers on CPU 1, wrk (one thread, keep-alive) on CPU 0. Every server first answers one GET checked byte for byte. errors: non-2xx responses plus wrk socket errors. Ratios: ringo req/s / peer req/s."},
+		extras: []string{"p50 ms", "p99 ms", "errors", "client CPU %", "server µs/req"}, chart: "http.png",
+		intro: "Servers on CPU 1, wrk (one thread, keep-alive) on CPU 0. Every server first answers one GET checked byte for byte. errors: non-2xx responses plus wrk socket errors. " +
+			"client CPU %: how busy CPU 0 (wrk, and the kernel's work there) was during the run; near 100, wrk was the limit, not the server. " +
+			"server µs/req: CPU 1's busy time (the server, and the kernel's work there) per request. Ratios: ringo req/s / peer req/s."},
 }
 
 func isRingo(impl string) bool { return strings.HasPrefix(impl, "ringo") }

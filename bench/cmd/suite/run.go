@@ -20,6 +20,9 @@ import (
 const (
 	serverCPU = "1"
 	clientCPU = "0"
+	// userHz is the unit of /proc's CPU times (USER_HZ, 100 on Linux
+	// whatever the kernel's HZ).
+	userHz = 100
 )
 
 // build makes every program the suite runs. A program that does not build
@@ -270,7 +273,32 @@ func cpuSeconds(pid int) float64 {
 	// f[0] is field 3 (state); utime is field 14, stime 15.
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
+	return (ut + st) / userHz
+}
+
+// cpuTicks is CPU cpu's busy time (user, nice, system, irq, softirq) and
+// that plus its idle and iowait time, in USER_HZ ticks, from /proc/stat.
+// Steal is in neither: time the hypervisor gave to someone else is not
+// time this CPU could have worked.
+func cpuTicks(cpu string) (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 8 || f[0] != "cpu"+cpu {
+			continue
+		}
+		v := make([]float64, 8)
+		for i := range v {
+			v[i], _ = strconv.ParseFloat(f[i], 64)
+		}
+		// v[1..7]: user nice system idle iowait irq softirq
+		busy = v[1] + v[2] + v[3] + v[6] + v[7]
+		return busy, busy + v[4] + v[5]
+	}
+	return 0, 0
 }
 
 // kv parses "key=value" words from a program's output line.
