@@ -102,6 +102,8 @@ func TestStatuses(t *testing.T) {
 	})
 }
 
+// TestListing: a directory without index.html is listed when -listing is
+// on: names escaped and sorted, no dotfiles, a slash on directories only.
 func TestListing(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
 		root := makeRoot(t)
@@ -114,8 +116,19 @@ func TestListing(t *testing.T) {
 			t.Fatal(err)
 		}
 		ts := start(t, p, root, func(c *config) { c.listing = true })
+		// Built off the loop: a lookup off the loop per listing, GET or
+		// HEAD, however warm the directory.
+		off := ts.offLoop.Load()
 		resp, body := do(t, client(t), "GET", ts.url+"/list/")
 		wantStatus(t, resp, 200)
+		head, _ := do(t, client(t), "HEAD", ts.url+"/list/")
+		wantStatus(t, head, 200)
+		if head.ContentLength != int64(len(body)) {
+			t.Errorf("HEAD says Content-Length %d, GET sent %d bytes", head.ContentLength, len(body))
+		}
+		if n := ts.offLoop.Load() - off; n != 2 {
+			t.Errorf("%d lookups off the loop for two listings, want 2", n)
+		}
 		if !strings.Contains(body, "&lt;b&gt;&amp;x&#34;.txt") || strings.Contains(body, "<b>") || strings.Contains(body, ".secret") {
 			t.Fatalf("listing not escaped or shows dotfiles:\n%s", body)
 		}

@@ -8,6 +8,7 @@ import (
 	stdnet "net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -262,7 +263,13 @@ func (s *server) lookUpOff(loop *proactor.Loop, key string) *lookup {
 	defer func() { <-s.lookups }()
 	s.offLoop.Add(1)
 	f, gz, st := s.cache.get([]byte(key), time.Now().UnixNano(), diskWait{loop: loop, stop: s.lkStop})
-	return &lookup{f: f, gz: gz, st: st}
+	l := &lookup{f: f, gz: gz, st: st}
+	if st == lookListing && s.cfg.listing {
+		// getdents(2) has no op: this goroutine's thread blocks in it,
+		// the loops do not.
+		l.list = s.listDir(strings.TrimSuffix(key, "/"))
+	}
+	return l
 }
 
 // cancelLookups ends lookUpOff: the ops of the lookups in flight are

@@ -64,6 +64,7 @@ type session struct {
 	nowait bool
 	wait   string
 	ready  *lookup
+	list   *dirListing // from ready, for listing
 	// prebuilt: hot files of preMin or more may go as one sendfile(2) of
 	// a prebuilt response (see prebuilt). The callback transport sets it;
 	// the conn transport, whose SendFile is an op round trip and a page
@@ -73,10 +74,12 @@ type session struct {
 }
 
 // lookup is a cache answer a transport got off the loop, for the request
-// that waits for it (session.ready): files acquired.
+// that waits for it (session.ready): files acquired, and for a directory
+// to be listed, its listing.
 type lookup struct {
 	f, gz *file
 	st    lookupStatus
+	list  *dirListing
 }
 
 func (l *lookup) release() {
@@ -306,10 +309,13 @@ func (s *session) respond(r *request) bool {
 		}
 		switch now := time.Now().UnixNano(); {
 		case s.ready != nil:
-			f, gz, ls = s.ready.f, s.ready.gz, s.ready.st
+			f, gz, ls, s.list = s.ready.f, s.ready.gz, s.ready.st, s.ready.list
 			s.ready = nil
 		case s.nowait:
-			if f, gz, ls = s.srv.cache.get(s.keyBuf, now, diskWait{never: true}); ls == lookWait {
+			f, gz, ls = s.srv.cache.get(s.keyBuf, now, diskWait{never: true})
+			// A listing reads the whole directory: built off the loop
+			// too (server.lookUpOff), however warm the directory is.
+			if ls == lookWait || (ls == lookListing && s.srv.cfg.listing) {
 				s.wait = string(s.keyBuf)
 				return false
 			}
@@ -335,6 +341,7 @@ func (s *session) respond(r *request) bool {
 		return true
 	}
 	s.answer(r, rel, f, gz, ls, get)
+	s.list = nil // answered, whichever way
 	return true
 }
 
@@ -583,24 +590,30 @@ func atoi64(b []byte) (int64, bool) {
 	return n, true
 }
 
-// listing answers with an HTML index of the directory rel, names escaped
-// and dotfiles left out. Not a hot path: it reads the directory each time.
-func (s *session) listing(r *request, rel string) {
-	fd, err := openBeneath(s.srv.root, rel, diskWait{})
+// dirListing is an HTML index of a directory, or the status that stands
+// for it when the directory cannot be read.
+type dirListing struct {
+	code int // 200, or 404 or 500
+	body []byte
+}
+
+// listDir builds the listing of the directory rel: names escaped, sorted,
+// dotfiles left out unless served. It reads the whole directory, so the
+// transports run it off the loop (lookUpOff); not a hot path, it reads the
+// directory each time.
+func (srv *server) listDir(rel string) *dirListing {
+	fd, err := openBeneath(srv.root, rel, diskWait{})
 	if err != nil {
-		s.simple(r, 404, "")
-		return
+		return &dirListing{code: 404}
 	}
 	// The directory's types come with its entries (getdents' d_type), so
-	// the loop makes no lstat(2) per entry; where a file system gives no
-	// type, os stats the entry relative to this descriptor, beneath the
-	// root.
+	// there is no lstat(2) per entry; where a file system gives no type,
+	// os stats the entry relative to this descriptor, beneath the root.
 	d := os.NewFile(uintptr(fd), rel)
 	entries, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
-		s.simple(r, 500, "")
-		return
+		return &dirListing{code: 500}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	var b bytes.Buffer
@@ -608,7 +621,7 @@ func (s *session) listing(r *request, rel string) {
 	b.WriteString("<!doctype html>\n<meta charset=\"utf-8\">\n<title>Index of " + title + "</title>\n<h1>Index of " + title + "</h1>\n<ul>\n")
 	for _, e := range entries {
 		n := e.Name()
-		if n[0] == '.' && !s.srv.cfg.dotfiles {
+		if n[0] == '.' && !srv.cfg.dotfiles {
 			continue
 		}
 		href := (&url.URL{Path: n}).EscapedPath()
@@ -619,13 +632,28 @@ func (s *session) listing(r *request, rel string) {
 		b.WriteString("<li><a href=\"./" + html.EscapeString(href) + "\">" + html.EscapeString(n) + "</a></li>\n")
 	}
 	b.WriteString("</ul>\n")
+	return &dirListing{code: 200, body: b.Bytes()}
+}
+
+// listing answers r with the listing of the directory rel: the one built
+// off the loop for it, or one built here on a transport that may wait.
+func (s *session) listing(r *request, rel string) {
+	l := s.list
+	s.list = nil
+	if l == nil {
+		l = s.srv.listDir(rel)
+	}
+	if l.code != 200 {
+		s.simple(r, l.code, "")
+		return
+	}
 	s.head(r, 200)
 	s.out = append(s.out, "Content-Type: text/html; charset=utf-8\r\nContent-Length: "...)
-	s.out = strconv.AppendInt(s.out, int64(b.Len()), 10)
+	s.out = strconv.AppendInt(s.out, int64(len(l.body)), 10)
 	s.out = append(s.out, "\r\n\r\n"...)
 	if string(r.method) != "HEAD" {
-		s.out = append(s.out, b.Bytes()...)
-		s.log(r, 200, int64(b.Len()))
+		s.out = append(s.out, l.body...)
+		s.log(r, 200, int64(len(l.body)))
 	} else {
 		s.log(r, 200, 0)
 	}
