@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -215,11 +216,22 @@ func (s *suite) run() {
 		}
 	}
 	for _, g := range groups {
+		var gt []task
+		for _, t := range s.tasks {
+			if t.group == g {
+				gt = append(gt, t)
+			}
+		}
 		for r := 1; r <= s.cfg.runs; r++ {
-			for _, t := range s.tasks {
-				if t.group != g {
-					continue
-				}
+			// Every other round runs the group backwards, so that the
+			// machine's drift within a round does not always favour the
+			// program that runs first of two compared ones: for the
+			// per-round ratios, A then B, then B then A.
+			order := slices.Clone(gt)
+			if r%2 == 0 {
+				slices.Reverse(order)
+			}
+			for _, t := range order {
 				n++
 				el := time.Since(s.started)
 				left := total - done
