@@ -871,7 +871,7 @@ func (l *Loop) startTimed(t *task, ud uint64, idx uint32, sl *slot) uint64 {
 		if t.timeout > 0 {
 			d = min(d, t.timeout) // a deadline ends it as it ends any op
 		}
-		sl.timer = l.newTimer(d, func() { l.complete(ud, -int32(unix.ETIME), 0) })
+		sl.timer = l.slotTimer(sl, ud, d, true)
 		l.m.Submitted[ring.OpTimeout]++
 		return ud
 	}
@@ -890,7 +890,7 @@ func (l *Loop) startTimed(t *task, ud uint64, idx uint32, sl *slot) uint64 {
 		// loop timer that cancels the op.
 		err = l.drv.submit(ud, t.op, sl.code, nil)
 		if err == nil {
-			sl.timer = l.deadlineTimer(ud, t.timeout)
+			sl.timer = l.slotTimer(sl, ud, t.timeout, false)
 			l.m.Submitted[sl.code]++
 			return ud
 		}
@@ -932,15 +932,38 @@ func (l *Loop) cancelWaiter(w *waiter) {
 	}
 }
 
-// deadlineTimer cancels the op with ud after d, so that it completes with
-// -ETIME.
-func (l *Loop) deadlineTimer(ud uint64, d time.Duration) *Timer {
-	return l.newTimer(max(d, 0), func() {
-		if s := l.slab.lookup(ud); s != nil {
-			s.timedOut = true
-			l.cancel(ud)
-		}
-	})
+// slotTimer arms sl's own timer for its op ud, due in d: then it completes
+// the op with -ETIME (etime: a Timeout op), or cancels it so that it
+// completes with -ETIME (a deadline). The timer and its callback are made
+// once per slot, not per op.
+func (l *Loop) slotTimer(sl *slot, ud uint64, d time.Duration, etime bool) *Timer {
+	t := sl.ownTimer
+	if t == nil {
+		t = &Timer{l: l, idx: -1}
+		t.f = func() { l.slotTimerFired(sl) }
+		sl.ownTimer = t
+	}
+	l.timers.remove(t) // never in the heap here; cheap insurance against a double push
+	sl.timerUD, sl.timerETime = ud, etime
+	t.when = l.now() + max(d, 0)
+	t.state.Store(timerPending)
+	l.timerSeq++
+	t.seq = l.timerSeq
+	l.timers.push(t)
+	return t
+}
+
+func (l *Loop) slotTimerFired(sl *slot) {
+	ud := sl.timerUD
+	if l.slab.lookup(ud) != sl {
+		return // the op ended, and the slot may hold another by now
+	}
+	if sl.timerETime {
+		l.complete(ud, -int32(unix.ETIME), 0)
+		return
+	}
+	sl.timedOut = true
+	l.cancel(ud)
 }
 
 // againIsResult reports whether -EAGAIN is op's answer rather than "not
@@ -1051,7 +1074,7 @@ func (l *Loop) deliverSlow(ud uint64, res int32, flags uint32) {
 					// The op's LINK_TIMEOUT ended with the attempt that
 					// said EAGAIN; the re-armed op keeps its deadline
 					// through a loop timer.
-					sl.timer = l.deadlineTimer(ud, sl.deadline-l.now())
+					sl.timer = l.slotTimer(sl, ud, sl.deadline-l.now(), false)
 				}
 				return
 			}

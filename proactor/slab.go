@@ -43,7 +43,8 @@ type slot struct {
 
 	// Deadline handling: ts is the LINK_TIMEOUT's timespec (kept here,
 	// in stable memory, until the companion CQE); timer is the heap timer
-	// used where the driver cannot link a timeout.
+	// used where the driver cannot link a timeout (slotTimer), or that
+	// serves a Timeout op.
 	ts        ring.Timespec
 	linked    bool  // a LINK_TIMEOUT companion CQE is still to come
 	held      bool  // the op's CQE arrived and waits for the companion
@@ -52,6 +53,14 @@ type slot struct {
 	timedOut  bool
 	timer     *Timer
 	deadline  time.Duration // on the loop clock; 0 for none. Survives a re-arm.
+	// ownTimer is this slot's timer, made with its callback on first use
+	// and kept across ops (release keeps it), so that an op served by a
+	// loop timer allocates nothing; timerUD is the op it is armed for,
+	// timerETime says it completes that op with -ETIME (a Timeout op)
+	// rather than cancelling it (a deadline).
+	ownTimer   *Timer
+	timerUD    uint64
+	timerETime bool
 
 	// loopTimeout marks a Timeout op, served by the loop's timer heap.
 	loopTimeout bool
@@ -122,7 +131,7 @@ func (s *slab) release(idx uint32, sl *slot) {
 	if gen == 0 {
 		gen = 1
 	}
-	*sl = slot{gen: gen}
+	*sl = slot{gen: gen, ownTimer: sl.ownTimer}
 	s.free = append(s.free, idx)
 	s.inUse--
 }

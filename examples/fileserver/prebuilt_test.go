@@ -358,17 +358,7 @@ func TestAllocsPerResponse(t *testing.T) {
 				// A few allocations a second are the server's own (a
 				// prebuilt is rebuilt in each second it is asked for):
 				// well under one per ten responses.
-				per := float64(after.Mallocs-before.Mallocs) / n
-				switch {
-				case per <= 0.1:
-				case testAPI == "conn" && (p.Backend() == proactor.Epoll || size > 64<<10):
-					// Not the server's: the conn transport's reads and
-					// writes carry deadlines, and where the driver cannot
-					// link a timeout to the op (every op on epoll;
-					// SendFile, which runs on the loop) proactor arms a
-					// loop timer and its closure per op.
-					t.Logf("%.2f allocations per response (proactor's per-op deadline timer)", per)
-				default:
+				if per := float64(after.Mallocs-before.Mallocs) / n; per > 0.1 {
 					t.Errorf("%.2f allocations per response, want 0", per)
 				}
 			})
