@@ -887,7 +887,11 @@ func (l *Loop) startTimed(t *task, ud uint64, idx uint32, sl *slot) uint64 {
 	}
 	if errors.Is(err, errNoLinkTimeout) {
 		// This driver (or this op on it) cannot link a timeout: use a
-		// loop timer that cancels the op.
+		// loop timer that cancels the op. Armed after submit, which
+		// relies on no driver completing an op inside submit (none
+		// does: io_uring's only submits, the reactor's never delivers
+		// from Submit). One that did would free the slot first, and the
+		// slot's timer would be armed for an op that is gone.
 		err = l.drv.submit(ud, t.op, sl.code, nil)
 		if err == nil {
 			sl.timer = l.slotTimer(sl, ud, t.timeout, false)

@@ -284,17 +284,13 @@ func TestPrebuiltSmall(t *testing.T) {
 }
 
 // TestAllocsPerResponse: in steady state a keep-alive GET allocates
-// nothing on the callback transport, whichever way its body goes: copied
-// (small), prebuilt (hot, preMin or more) or by SendFile (over smallMax).
-// The process's mallocs are counted around many requests from a client
-// that allocates nothing itself (a raw connection, a fixed buffer).
+// nothing, on either transport and driver, whichever way its body goes:
+// copied (small), prebuilt (hot, preMin or more; the callback transport)
+// or by SendFile (over smallMax). The process's mallocs are counted around
+// many requests from a client that allocates nothing itself (a raw
+// connection, a fixed buffer).
 func TestAllocsPerResponse(t *testing.T) {
 	drivers(t, func(t *testing.T, p *proactor.Proactor) {
-		if false && testAPI != "callback" {
-			// A connection's goroutine allocates in net/http-free code
-			// too (the proactor's blocking ops); not what this checks.
-			t.Skip("the conn transport is not allocation-free per response")
-		}
 		root := makeRoot(t)
 		files := map[string]int{"small.bin": 1 << 10, "mid.bin": preMin + 3000, "big.bin": 200 << 10}
 		for name, n := range files {
