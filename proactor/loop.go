@@ -794,9 +794,7 @@ func (l *Loop) runTasks() {
 				l.call(t.fn)
 			}
 		case t.timer != nil:
-			l.timerSeq++
-			t.timer.seq = l.timerSeq
-			l.timers.push(t.timer)
+			l.schedule(t.timer)
 		}
 		*t = task{}
 	}
@@ -951,9 +949,7 @@ func (l *Loop) slotTimer(sl *slot, ud uint64, d time.Duration, etime bool) *Time
 	sl.timerUD, sl.timerETime = ud, etime
 	t.when = l.now() + max(d, 0)
 	t.state.Store(timerPending)
-	l.timerSeq++
-	t.seq = l.timerSeq
-	l.timers.push(t)
+	l.schedule(t)
 	return t
 }
 
@@ -980,10 +976,16 @@ func againIsResult(op Op) bool {
 
 func (l *Loop) newTimer(d time.Duration, f func()) *Timer {
 	t := &Timer{l: l, f: f, when: l.now() + d}
+	l.schedule(t)
+	return t
+}
+
+// schedule puts t in the loop's heap, after the timers due at the same
+// time that were scheduled before it.
+func (l *Loop) schedule(t *Timer) {
 	l.timerSeq++
 	t.seq = l.timerSeq
 	l.timers.push(t)
-	return t
 }
 
 func (l *Loop) cancel(ud uint64) {
