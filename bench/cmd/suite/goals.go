@@ -42,7 +42,8 @@ const (
 // parity says why the ratio goal g of ringo a against peer b at key of
 // group is at parity, or "" when it is not.
 func (s *suite) parity(g goal, group, key, a, b string) string {
-	if !g.atLeast || g.got >= g.want || g.got < g.want*(1-parityNoise) {
+	low := g.want * (1 - parityNoise)
+	if !g.atLeast || g.got >= g.want || g.got < low {
 		return ""
 	}
 	ca, cb := s.med(group, key, a, "client CPU %"), s.med(group, key, b, "client CPU %")
@@ -50,7 +51,6 @@ func (s *suite) parity(g goal, group, key, a, b string) string {
 	// wrk's CPU per request, relative: busy share over requests a second.
 	wa := ca / s.med(group, key, a, "req/s")
 	wb := cb / s.med(group, key, b, "req/s")
-	low := g.want * (1 - parityNoise)
 	if !(ca >= parityBusy && cb >= parityBusy && wa <= wb*(1+parityNoise) && sa <= sb) { // false for NaN
 		return ""
 	}
@@ -78,12 +78,15 @@ func (s *suite) goals() []goal {
 		}
 	}
 	// addRatio is add for the ratio of two implementations' medians of
-	// one metric, with the per-round ratios beside it.
-	addRatio := func(issue, what, group, key, a, b, metric string, want float64, atLeast bool) {
+	// one metric, with the per-round ratios beside it; it reports whether
+	// both were measured (the goal is then g's last).
+	addRatio := func(issue, what, group, key, a, b, metric string, want float64, atLeast bool) bool {
 		got := ratio(s.med(group, key, a, metric), s.med(group, key, b, metric))
-		if !math.IsNaN(got) {
-			g = append(g, goal{issue: issue, what: what, got: got, want: want, atLeast: atLeast, perRound: s.perRound(group, key, a, b, metric)})
+		if math.IsNaN(got) {
+			return false
 		}
+		g = append(g, goal{issue: issue, what: what, got: got, want: want, atLeast: atLeast, perRound: s.perRound(group, key, a, b, metric)})
+		return true
 	}
 	for _, b := range []string{"32", "256"} {
 		addRatio("2", "ring NOPs at batch "+b+": ringo / liburing ops/s", "nop", "batch="+b, "ringo", "liburing", "ops/s", 0.8, true)
@@ -139,9 +142,9 @@ func (s *suite) goals() []goal {
 	for _, size := range s.cfg.httpSizes {
 		for _, c := range s.cfg.httpConns {
 			k := fmt.Sprintf("%s c=%d", sizeLabel[size], c)
-			addRatio("7", "file server "+k+": ringo-uring / nginx req/s", "http", k, "ringo-uring", "nginx", "req/s", 1, true)
-			if n := len(g); n > 0 && strings.HasPrefix(g[n-1].what, "file server "+k+": ringo-uring / nginx") {
-				g[n-1].atPar = s.parity(g[n-1], "http", k, "ringo-uring", "nginx")
+			if addRatio("7", "file server "+k+": ringo-uring / nginx req/s", "http", k, "ringo-uring", "nginx", "req/s", 1, true) {
+				last := &g[len(g)-1]
+				last.atPar = s.parity(*last, "http", k, "ringo-uring", "nginx")
 			}
 			addRatio("7", "file server "+k+": ringo-epoll / nginx req/s", "http", k, "ringo-epoll", "nginx", "req/s", 0.8, true)
 			if size == "1k" {
